@@ -1,0 +1,615 @@
+"""The SQL storage behind scim2-server: SCIM resources in and out of the tables.
+
+scim2-server's handler validates requests, applies PUT and PATCH and builds responses; it calls
+this storage between those steps. Each SCIM request runs in one transaction
+(:meth:`SqlScimStorage.operation`): a request that writes takes the write lock (SQLite) or
+locks the resource row (PostgreSQL) before it reads, so concurrent PATCHes of one group
+serialize instead of losing each other's members.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from scim2_models import (
+    InvalidFilterException,
+    InvalidValueException,
+    Meta,
+    NotFoundException,
+    PreconditionFailedException,
+    Resource,
+    ResourceType,
+    ResponseParameters,
+    ScimProvider,
+    SearchRequest,
+    UniquenessException,
+)
+from scim2_server.storage import AsyncScimStorage, SearchPage
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .db import Database
+from .filters import INDEX, filter_condition
+from .flatten import SORT_PREFIX, attribute_key, extension_of, flatten, fold
+from .tables import GroupMember, ScimGroup, ScimUser
+
+USERS = cast(Table, ScimUser.__table__)
+GROUPS = cast(Table, ScimGroup.__table__)
+MEMBERS = cast(Table, GroupMember.__table__)
+STORED_ELSEWHERE = ("id", "meta", "members", "groups", "password")
+
+_connection: ContextVar[AsyncConnection | None] = ContextVar("scim_connection", default=None)
+_write_intent: ContextVar[bool] = ContextVar("scim_write_intent", default=False)
+
+
+def declare_write_intent(write: bool) -> None:
+    """Tell the next :meth:`SqlScimStorage.operation` of this task whether it will write."""
+    _write_intent.set(write)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _excludes(parameters: ResponseParameters[Any] | None, attribute: str) -> bool:
+    """Whether a response leaves out ``attribute`` (so it need not be loaded)."""
+    if parameters is None:
+        return False
+    names = {str(a).rsplit(":", 1)[-1].split(".")[0].lower() for a in parameters.attributes or []}
+    excluded = {
+        str(a).rsplit(":", 1)[-1].split(".")[0].lower()
+        for a in parameters.excluded_attributes or []
+    }
+    if names:
+        return attribute.lower() not in names
+    return attribute.lower() in excluded
+
+
+class SqlScimStorage(AsyncScimStorage):
+    """Users and Groups in SQLite or PostgreSQL."""
+
+    supports_cursors = False
+
+    def __init__(self, database: Database, provider: ScimProvider):
+        self.database = database
+        self.provider = provider
+        self.models = {rt.id: cast(type[Resource[Any]], provider.model_for(rt)) for rt in provider.resource_types}
+
+    # -- transactions -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+        if _connection.get() is not None:
+            yield
+            return
+        async with self.database.transaction(write=_write_intent.get()) as connection:
+            token = _connection.set(connection)
+            try:
+                yield
+            finally:
+                _connection.reset(token)
+
+    @asynccontextmanager
+    async def _connect(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        current = _connection.get()
+        if current is not None:
+            yield current
+            return
+        async with self.database.transaction(write=write) as connection:
+            yield connection
+
+    # -- reading ------------------------------------------------------------------
+
+    def _table(self, resource_type: ResourceType) -> Table:
+        if resource_type.id == "User":
+            return USERS
+        if resource_type.id == "Group":
+            return GROUPS
+        raise NotFoundException(detail=f"No resource type {resource_type.id!r}")
+
+    async def _row(
+        self, connection: AsyncConnection, resource_type: ResourceType, resource_id: str, *, lock: bool
+    ) -> Any:
+        table = self._table(resource_type)
+        query = select(table).where(table.c.id == resource_id)
+        if lock and not self.database.is_sqlite:
+            query = query.with_for_update()
+        row = (await connection.execute(query)).first()
+        if row is None:
+            raise NotFoundException(detail=f"{resource_type.name} {resource_id} not found")
+        return row
+
+    async def get(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        response_parameters: ResponseParameters[Any] | None = None,
+    ) -> Resource[Any]:
+        async with self._connect(write=False) as connection:
+            row = await self._row(connection, resource_type, resource_id, lock=_write_intent.get())
+            resources = await self._build(connection, resource_type, [row], response_parameters)
+            return resources[0]
+
+    async def _build(
+        self,
+        connection: AsyncConnection,
+        resource_type: ResourceType,
+        rows: Sequence[Any],
+        response_parameters: ResponseParameters[Any] | None,
+    ) -> list[Resource[Any]]:
+        model = self.models[resource_type.id]
+        ids = [row.id for row in rows]
+        related: dict[str, list[dict[str, Any]]] = {}
+        if resource_type.id == "Group" and not _excludes(response_parameters, "members"):
+            related = await self._members_of(connection, ids)
+        if resource_type.id == "User" and not _excludes(response_parameters, "groups"):
+            related = await self._groups_of(connection, ids)
+        resources = []
+        for row in rows:
+            data = json.loads(row.data)
+            data["id"] = row.id
+            if resource_type.id == "Group" and row.id in related:
+                data["members"] = related[row.id]
+            if resource_type.id == "User" and row.id in related:
+                data["groups"] = related[row.id]
+            resource = model.model_validate(data)
+            resource.meta = Meta(
+                resource_type=resource_type.name,
+                created=_as_utc(row.created),
+                last_modified=_as_utc(row.last_modified),
+                version=etag(row.version),
+            )
+            resources.append(resource)
+        return resources
+
+    async def _members_of(
+        self, connection: AsyncConnection, group_ids: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        users = (
+            select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type, USERS.c.data)
+            .join(USERS, USERS.c.id == MEMBERS.c.member_id)
+            .where(MEMBERS.c.group_id.in_(group_ids), MEMBERS.c.member_type == "User")
+        )
+        groups = (
+            select(
+                MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type, GROUPS.c.display_name
+            )
+            .join(GROUPS, GROUPS.c.id == MEMBERS.c.member_id)
+            .where(MEMBERS.c.group_id.in_(group_ids), MEMBERS.c.member_type == "Group")
+        )
+        result: dict[str, list[dict[str, Any]]] = {gid: [] for gid in group_ids}
+        for group_id, member_id, _, data in await connection.execute(users):
+            stored = json.loads(data)
+            display = stored.get("displayName") or stored.get("userName")
+            result[group_id].append(
+                {"value": member_id, "type": "User", "display": display, "$ref": f"Users/{member_id}"}
+            )
+        for group_id, member_id, _, display in await connection.execute(groups):
+            result[group_id].append(
+                {"value": member_id, "type": "Group", "display": display, "$ref": f"Groups/{member_id}"}
+            )
+        for members in result.values():
+            members.sort(key=lambda m: (m["type"], m["value"]))
+        return result
+
+    async def _groups_of(
+        self, connection: AsyncConnection, user_ids: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Direct groups of each user, then every group above them (via nested groups)."""
+        direct = await connection.execute(
+            select(MEMBERS.c.member_id, MEMBERS.c.group_id).where(
+                MEMBERS.c.member_id.in_(user_ids), MEMBERS.c.member_type == "User"
+            )
+        )
+        direct_groups: dict[str, set[str]] = {uid: set() for uid in user_ids}
+        for user_id, group_id in direct:
+            direct_groups[user_id].add(group_id)
+        seeds = set().union(*direct_groups.values()) if direct_groups else set()
+        parents: dict[str, set[str]] = {}
+        frontier = set(seeds)
+        while frontier:
+            rows = await connection.execute(
+                select(MEMBERS.c.member_id, MEMBERS.c.group_id).where(
+                    MEMBERS.c.member_id.in_(frontier), MEMBERS.c.member_type == "Group"
+                )
+            )
+            found: set[str] = set()
+            for child, parent in rows:
+                parents.setdefault(child, set()).add(parent)
+                found.add(parent)
+            frontier = found - parents.keys() - seeds
+            seeds |= found
+        names = dict(
+            (
+                await connection.execute(
+                    select(GROUPS.c.id, GROUPS.c.display_name).where(GROUPS.c.id.in_(seeds))
+                )
+            ).all()
+        )
+        result: dict[str, list[dict[str, Any]]] = {}
+        for user_id, groups in direct_groups.items():
+            indirect: set[str] = set()
+            stack = list(groups)
+            while stack:
+                for parent in parents.get(stack.pop(), ()):
+                    if parent not in indirect:
+                        indirect.add(parent)
+                        stack.append(parent)
+            entries = [
+                {"value": gid, "display": names.get(gid), "type": "direct", "$ref": f"Groups/{gid}"}
+                for gid in sorted(groups)
+            ]
+            entries += [
+                {"value": gid, "display": names.get(gid), "type": "indirect", "$ref": f"Groups/{gid}"}
+                for gid in sorted(indirect - groups)
+            ]
+            result[user_id] = entries
+        return result
+
+    # -- searching ----------------------------------------------------------------
+
+    async def search(
+        self,
+        resource_types: list[ResourceType],
+        search_request: SearchRequest[Any],
+        *,
+        position: Any = None,
+    ) -> SearchPage:
+        if len(resource_types) != 1:
+            from scim2_models import NotImplementedException
+
+            raise NotImplementedException(detail="Search at the server root is not supported")
+        resource_type = resource_types[0]
+        table = self._table(resource_type)
+        model = self.models[resource_type.id]
+        conditions: list[ColumnElement[bool]] = []
+        if search_request.filter is not None:
+            try:
+                conditions.append(
+                    filter_condition(model, resource_type.id, table.c.id, search_request.filter.ast)
+                )
+            except (TypeError, ValueError) as error:
+                raise InvalidFilterException(detail=str(error)) from error
+        order = self._order_by(resource_type, table, model, search_request)
+        start = max((search_request.start_index or 1) - 1, 0)
+        count = search_request.count
+        async with self._connect(write=False) as connection:
+            total = (
+                await connection.execute(select(func.count()).select_from(table).where(*conditions))
+            ).scalar_one()
+            rows: Sequence[Any] = []
+            if count is None or count > 0:
+                query = select(table).where(*conditions).order_by(*order).offset(start)
+                if count is not None:
+                    query = query.limit(count)
+                rows = (await connection.execute(query)).all()
+            parameters = ResponseParameters(
+                attributes=search_request.attributes,
+                excluded_attributes=search_request.excluded_attributes,
+            ) if (search_request.attributes or search_request.excluded_attributes) else None
+            resources = await self._build(connection, resource_type, rows, parameters)
+        return SearchPage(total=total, resources=resources)
+
+    def _order_by(
+        self,
+        resource_type: ResourceType,
+        table: Table,
+        model: type[Resource[Any]],
+        search_request: SearchRequest[Any],
+    ) -> list[Any]:
+        stable = [table.c.created.asc(), table.c.id.asc()]
+        if search_request.sort_by is None:
+            return stable
+        binding = search_request.sort_binding(model)
+        if binding is None:
+            return stable
+        if binding.field_name == "id" and not extension_of(binding.model):
+            value: Any = table.c.id
+        else:
+            sub = binding.sub_field_name
+            if binding.is_multivalued and sub is None and binding.target_model is not None:
+                if hasattr(binding.field_type, "model_fields"):
+                    sub = "value"
+            key = attribute_key(extension_of(binding.model), binding.field_name, sub)
+            if binding.is_multivalued:
+                key = SORT_PREFIX + key
+            index = INDEX.alias()
+            value = (
+                select(func.coalesce(index.c.text, func.cast(index.c.number, INDEX.c.text.type)))
+                .where(index.c.resource_id == table.c.id, index.c.path == key)
+                .limit(1)
+                .scalar_subquery()
+            )
+            number = (
+                select(index.c.number)
+                .where(index.c.resource_id == table.c.id, index.c.path == key)
+                .limit(1)
+                .scalar_subquery()
+            )
+            value = (value, number)
+        descending = search_request.sort_order == SearchRequest.SortOrder.descending
+        values = value if isinstance(value, tuple) else (value,)
+        missing = values[0].is_(None)
+        if descending:
+            return [missing.desc(), *(v.desc() for v in values), *stable]
+        return [missing.asc(), *(v.asc() for v in values), *stable]
+
+    # -- writing ------------------------------------------------------------------
+
+    def _stored_data(self, resource: Resource[Any]) -> str:
+        data = resource.model_dump(mode="json")
+        for key in ("id", "meta", "members", "groups", "password"):
+            data.pop(key, None)
+        return json.dumps(data, separators=(",", ":"))
+
+    def _keys(self, resource_type: ResourceType, resource: Resource[Any]) -> dict[str, Any]:
+        external_id = getattr(resource, "external_id", None)
+        if resource_type.id == "User":
+            user_name = cast(str, resource.user_name)  # type: ignore[attr-defined]
+            return {
+                "user_name": user_name,
+                "user_name_key": fold(user_name, False),
+                "external_id": external_id,
+                "active": resource.active is not False,  # type: ignore[attr-defined]
+            }
+        display_name = cast(str, resource.display_name)  # type: ignore[attr-defined]
+        if not display_name:
+            raise InvalidValueException(detail="displayName is required for a Group")
+        return {
+            "display_name": display_name,
+            "display_name_key": fold(display_name, False),
+            "external_id": external_id,
+        }
+
+    async def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        table = self._table(resource_type)
+        resource_id = str(uuid.uuid4())
+        stamp = now()
+        async with self._connect(write=True) as connection:
+            async with connection.begin_nested():
+                members = await self._checked_members(connection, resource_type, resource_id, resource)
+                try:
+                    await connection.execute(
+                        insert(table).values(
+                            id=resource_id,
+                            data=self._stored_data(resource),
+                            version=1,
+                            created=stamp,
+                            last_modified=stamp,
+                            **self._keys(resource_type, resource),
+                        )
+                    )
+                except IntegrityError as error:
+                    raise self._uniqueness(resource_type, resource) from error
+                await self._set_members(connection, resource_id, members)
+            created = await self._reload(connection, resource_type, resource_id)
+            await self._reindex(connection, resource_type, created)
+            return created
+
+    async def update(
+        self,
+        resource_type: ResourceType,
+        resource: Resource[Any],
+        *,
+        expected_version: str | None = None,
+    ) -> Resource[Any]:
+        table = self._table(resource_type)
+        resource_id = cast(str, resource.id)
+        async with self._connect(write=True) as connection:
+            row = await self._row(connection, resource_type, resource_id, lock=True)
+            self._check_version(row, expected_version)
+            async with connection.begin_nested():
+                members = await self._checked_members(connection, resource_type, resource_id, resource)
+                try:
+                    await connection.execute(
+                        update(table)
+                        .where(table.c.id == resource_id)
+                        .values(
+                            data=self._stored_data(resource),
+                            version=row.version + 1,
+                            last_modified=now(),
+                            **self._keys(resource_type, resource),
+                        )
+                    )
+                except IntegrityError as error:
+                    raise self._uniqueness(resource_type, resource) from error
+                if members is not None:
+                    await self._replace_members(connection, resource_id, members)
+            updated = await self._reload(connection, resource_type, resource_id)
+            await self._reindex(connection, resource_type, updated)
+            if resource_type.id == "User" and row.data != self._stored_data(resource):
+                await self._touch_groups_of(connection, resource_id)
+            return updated
+
+    async def delete(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        expected_version: str | None = None,
+    ) -> None:
+        table = self._table(resource_type)
+        async with self._connect(write=True) as connection:
+            row = await self._row(connection, resource_type, resource_id, lock=True)
+            self._check_version(row, expected_version)
+            await self._touch_groups_of(connection, resource_id)
+            await connection.execute(delete(MEMBERS).where(MEMBERS.c.member_id == resource_id))
+            await connection.execute(delete(INDEX).where(INDEX.c.resource_id == resource_id))
+            await connection.execute(delete(table).where(table.c.id == resource_id))
+
+    @staticmethod
+    def _check_version(row: Any, expected_version: str | None) -> None:
+        if expected_version is not None and expected_version != etag(row.version):
+            raise PreconditionFailedException(
+                detail=f"the resource is at version {etag(row.version)}, not {expected_version}"
+            )
+
+    def _uniqueness(self, resource_type: ResourceType, resource: Resource[Any]) -> UniquenessException:
+        if resource_type.id == "User":
+            taken = f"userName {resource.user_name!r}"  # type: ignore[attr-defined]
+        else:
+            taken = f"displayName {resource.display_name!r}"  # type: ignore[attr-defined]
+        return UniquenessException(detail=f"{taken} is already taken (compared case-insensitively)")
+
+    async def _reload(
+        self, connection: AsyncConnection, resource_type: ResourceType, resource_id: str
+    ) -> Resource[Any]:
+        row = await self._row(connection, resource_type, resource_id, lock=False)
+        return (await self._build(connection, resource_type, [row], None))[0]
+
+    async def _reindex(
+        self, connection: AsyncConnection, resource_type: ResourceType, resource: Resource[Any]
+    ) -> None:
+        await connection.execute(delete(INDEX).where(INDEX.c.resource_id == resource.id))
+        rows = [
+            {
+                "resource_type": resource_type.id,
+                "resource_id": resource.id,
+                "path": value.path,
+                "item": value.item,
+                "kind": value.kind,
+                "text": value.text,
+                "number": value.number,
+            }
+            for value in flatten(resource)
+        ]
+        if rows:
+            await connection.execute(insert(INDEX), rows)
+
+    async def _touch_groups_of(self, connection: AsyncConnection, member_id: str) -> None:
+        """A member's change changes its groups' representation: bump their versions."""
+        await connection.execute(
+            update(GROUPS)
+            .where(GROUPS.c.id.in_(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id == member_id)))
+            .values(version=GROUPS.c.version + 1, last_modified=now())
+        )
+
+    # -- group members -------------------------------------------------------------
+
+    async def _checked_members(
+        self,
+        connection: AsyncConnection,
+        resource_type: ResourceType,
+        group_id: str,
+        resource: Resource[Any],
+    ) -> dict[str, str] | None:
+        """{member id: "User"|"Group"} of a group, every id checked to exist, no cycle made."""
+        if resource_type.id != "Group":
+            return None
+        entries = getattr(resource, "members", None) or []
+        wanted: dict[str, str | None] = {}
+        for entry in entries:
+            if not entry.value:
+                raise InvalidValueException(detail="a member has no value (the member's id)")
+            declared = entry.type.capitalize() if isinstance(entry.type, str) else None
+            if declared not in (None, "User", "Group"):
+                raise InvalidValueException(
+                    detail=f"member {entry.value}: type must be User or Group, not {entry.type!r}"
+                )
+            wanted[entry.value] = declared
+        if not wanted:
+            return {}
+        ids = list(wanted)
+        users = set((await connection.execute(select(USERS.c.id).where(USERS.c.id.in_(ids)))).scalars())
+        groups = set((await connection.execute(select(GROUPS.c.id).where(GROUPS.c.id.in_(ids)))).scalars())
+        members: dict[str, str] = {}
+        for member_id, declared in wanted.items():
+            found = "User" if member_id in users else "Group" if member_id in groups else None
+            if found is None or (declared is not None and declared != found):
+                kind = declared or "User or Group"
+                raise InvalidValueException(
+                    detail=f"member {member_id} is not an existing {kind}; "
+                    "create it first or remove it from members"
+                )
+            members[member_id] = found
+        child_groups = [m for m, kind in members.items() if kind == "Group"]
+        if child_groups:
+            await self._refuse_cycle(connection, group_id, child_groups, resource)
+        return members
+
+    async def _refuse_cycle(
+        self, connection: AsyncConnection, group_id: str, children: list[str], resource: Resource[Any]
+    ) -> None:
+        """Refuse making ``group_id`` an ancestor of itself, naming the cycle."""
+        if group_id in children:
+            name = resource.display_name  # type: ignore[attr-defined]
+            raise InvalidValueException(detail=f"group {name!r} cannot be a member of itself")
+        # Walk down from the new children; reaching group_id closes a cycle.
+        came_from: dict[str, str] = {child: group_id for child in children}
+        frontier = list(children)
+        while frontier:
+            rows = await connection.execute(
+                select(MEMBERS.c.group_id, MEMBERS.c.member_id).where(
+                    MEMBERS.c.group_id.in_(frontier), MEMBERS.c.member_type == "Group"
+                )
+            )
+            next_frontier = []
+            for parent, child in rows:
+                if child == group_id:
+                    chain = [group_id, parent]
+                    while chain[-1] in came_from and chain[-1] != group_id:
+                        chain.append(came_from[chain[-1]])
+                    path = list(reversed(chain))
+                    names = await self._group_names(connection, path)
+                    cycle = " → ".join(names.get(g, g) for g in [*path, path[0]][:-1] + [path[0]])
+                    raise InvalidValueException(
+                        detail=f"adding these members would make a cycle: {cycle}; "
+                        "a group cannot contain its own ancestor"
+                    )
+                if child not in came_from:
+                    came_from[child] = parent
+                    next_frontier.append(child)
+            frontier = next_frontier
+
+    async def _group_names(self, connection: AsyncConnection, ids: list[str]) -> dict[str, str]:
+        rows = await connection.execute(select(GROUPS.c.id, GROUPS.c.display_name).where(GROUPS.c.id.in_(ids)))
+        return {gid: name for gid, name in rows}
+
+    async def _set_members(
+        self, connection: AsyncConnection, group_id: str, members: dict[str, str] | None
+    ) -> None:
+        if members:
+            await connection.execute(
+                insert(MEMBERS),
+                [{"group_id": group_id, "member_id": m, "member_type": t} for m, t in members.items()],
+            )
+
+    async def _replace_members(
+        self, connection: AsyncConnection, group_id: str, members: dict[str, str]
+    ) -> None:
+        """Write the difference only: big groups change by a member or two at a time."""
+        current = set(
+            (
+                await connection.execute(
+                    select(MEMBERS.c.member_id).where(MEMBERS.c.group_id == group_id)
+                )
+            ).scalars()
+        )
+        removed = current - members.keys()
+        added = {m: t for m, t in members.items() if m not in current}
+        if removed:
+            await connection.execute(
+                delete(MEMBERS).where(
+                    and_(MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(removed))
+                )
+            )
+        await self._set_members(connection, group_id, added)
+
+
+__all__ = ["SqlScimStorage", "declare_write_intent", "etag"]

@@ -1,0 +1,101 @@
+"""The tables scim-bridge keeps: SCIM users and groups, group members, the filter index, tokens.
+
+A resource's attributes live in ``data`` (JSON, as SCIM returns them), except what must be
+relational: identifiers, uniqueness keys, the version, and group members (the tree is made of
+them). ``attribute_index`` flattens every attribute so that any SCIM filter becomes an indexed
+SQL query (see ``store/filters.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Sort keys and string comparisons must follow code-point order, like Python's; PostgreSQL's
+# default collation (e.g. en_US.UTF-8) would not, so string columns compared in filters use "C".
+C_COLLATION = String().with_variant(String(collation="C"), "postgresql")
+C_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+def _utc() -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=False)
+
+
+class ScimUser(SQLModel, table=True):
+    __tablename__ = "scim_user"
+
+    id: str = Field(primary_key=True, max_length=36)
+    user_name: str = Field(max_length=512)
+    user_name_key: str = Field(sa_type=C_COLLATION, unique=True, max_length=512)
+    external_id: str | None = Field(default=None, max_length=512, index=True)
+    active: bool = True
+    data: str = Field(sa_type=Text)
+    version: int = 1
+    created: datetime = Field(sa_column=_utc())
+    last_modified: datetime = Field(sa_column=_utc())
+
+
+class ScimGroup(SQLModel, table=True):
+    __tablename__ = "scim_group"
+
+    id: str = Field(primary_key=True, max_length=36)
+    display_name: str = Field(max_length=512)
+    display_name_key: str = Field(sa_type=C_COLLATION, unique=True, max_length=512)
+    external_id: str | None = Field(default=None, max_length=512, index=True)
+    data: str = Field(sa_type=Text)
+    version: int = 1
+    created: datetime = Field(sa_column=_utc())
+    last_modified: datetime = Field(sa_column=_utc())
+
+
+class GroupMember(SQLModel, table=True):
+    """A direct member of a group: a user, or a group (a parent→child edge of the tree)."""
+
+    __tablename__ = "group_member"
+    __table_args__ = (Index("ix_group_member_member", "member_id", "group_id"),)
+
+    group_id: str = Field(primary_key=True, foreign_key="scim_group.id", ondelete="CASCADE")
+    member_id: str = Field(primary_key=True, max_length=36)
+    member_type: str = Field(max_length=5)  # "User" or "Group"
+
+
+class AttributeIndex(SQLModel, table=True):
+    """One attribute value of a resource, in the form SCIM comparisons use.
+
+    ``path`` names the attribute (see ``store/flatten.py``); ``item`` tells the entries of a
+    multi-valued attribute apart, so that ``emails[type eq "work" and value co "x"]`` can ask
+    for both conditions on the same entry. ``text`` holds strings (already case-folded when
+    the attribute is not caseExact), booleans and ISO timestamps; ``number`` holds numbers.
+    """
+
+    __tablename__ = "attribute_index"
+    __table_args__ = (
+        Index("ix_attribute_lookup", "resource_type", "path", "text"),
+        Index("ix_attribute_number", "resource_type", "path", "number"),
+        Index("ix_attribute_resource", "resource_id", "path"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_type: str = Field(max_length=5)
+    resource_id: str = Field(max_length=36)
+    path: str = Field(max_length=255)
+    item: int = 0
+    kind: str = Field(max_length=1)  # s: string, b: boolean, n: number, d: datetime, e: entry
+    text: str | None = Field(default=None, sa_type=C_TEXT)
+    number: float | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of a SCIM client; only its SHA-256 digest is stored."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (UniqueConstraint("name", "scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    scope: str = Field(default="scim", max_length=16)
+    digest: str = Field(max_length=64, unique=True)
+    created: datetime = Field(sa_column=_utc())
+    last_used: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
