@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from .auth import Authenticator, JwtValidator, TokenStore
 from .config import Settings
@@ -51,7 +53,7 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
             await database.dispose()
 
     app = Starlette(
-        routes=[Route("/healthz", health), Mount("/scim", app=scim)],
+        routes=[Route("/healthz", health), Mount("/scim", app=cast(ASGIApp, scim))],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -13,19 +13,18 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from authlib.jose import JsonWebKey, JsonWebToken
 from authlib.jose.errors import JoseError
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .config import JwtSettings
 from .store.db import Database
-from .store.tables import ApiToken
+from .store.tables import TOKENS
 
-TOKENS = cast(Table, ApiToken.__table__)
 TOKEN_PREFIX = "sbt_"
 JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
 
@@ -47,7 +46,7 @@ def digest(token: str) -> str:
 
 
 class TokenStore:
-    """Named bearer tokens in the database, per scope ("scim" for IdPs, "admin" for the admin API)."""
+    """Named bearer tokens in the database, per scope: "scim" (IdPs) or "admin" (admin API)."""
 
     # Looking a token up costs a query; a short cache keeps it off the hot path. A revoked
     # token stops working within this many seconds in other processes, at once in this one.

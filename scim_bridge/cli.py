@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="revoke a token by name")
     revoke.add_argument("name")
     for sub in (create, listing, revoke):
-        sub.add_argument("--scope", default="scim", choices=["scim", "admin"], help=argparse.SUPPRESS)
+        sub.add_argument(
+            "--scope", default="scim", choices=["scim", "admin"], help=argparse.SUPPRESS
+        )
         sub.set_defaults(func=_tokens)
     return parser
 

@@ -34,8 +34,12 @@ def postgres_admin_url() -> str:
     problem = _postgres_reachable()
     if problem is not None:
         if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {problem}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL} ({problem}); PostgreSQL tests skipped")
+            pytest.fail(
+                f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {problem}"
+            )
+        pytest.skip(
+            f"PostgreSQL unreachable at {PG_ADMIN_URL} ({problem}); PostgreSQL tests skipped"
+        )
     return PG_ADMIN_URL
 
 

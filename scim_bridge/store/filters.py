@@ -19,8 +19,8 @@ from typing import Any
 from scim2_models import Resource
 from scim2_models.path.expressions import (
     AttrPath,
-    Comparison,
     CompareOperator,
+    Comparison,
     FilterNode,
     LogicalExpr,
     LogicalOperator,
@@ -29,7 +29,12 @@ from scim2_models.path.expressions import (
     ValuePath,
 )
 from scim2_models.path.resolution import AttributeBinding, coerce_value
-from scim2_models.path.visitor import FilterVisitor, _resolve_filter_path
+
+# _resolve_filter_path is private (scim2-models is pinned): it resolves exactly as the evaluator.
+from scim2_models.path.visitor import (  # type: ignore[attr-defined]
+    FilterVisitor,
+    _resolve_filter_path,
+)
 from sqlalchemy import (
     ColumnElement,
     FromClause,
@@ -46,10 +51,8 @@ from sqlalchemy import (
 )
 
 from .flatten import attribute_key, extension_of, fold, format_datetime, scalar
-from .tables import AttributeIndex, GroupMember
+from .tables import INDEX, MEMBERS
 
-INDEX = AttributeIndex.__table__
-MEMBERS = GroupMember.__table__
 ORDERING = {
     CompareOperator.gt: "__gt__",
     CompareOperator.ge: "__ge__",
@@ -90,7 +93,9 @@ def _operand(binding: AttributeBinding, value: Any, op: CompareOperator) -> Any:
 class SqlFilter(FilterVisitor[ColumnElement[bool]]):
     """Translate a filter on one resource type into a condition on ``id_column``."""
 
-    def __init__(self, model: type[Resource[Any]], resource_type: str, id_column: Any):
+    def __init__(
+        self, model: type[Resource[Any]], resource_type: str, id_column: ColumnElement[Any]
+    ):
         self.model = model
         self.resource_type = resource_type
         self.id_column = id_column
@@ -332,7 +337,9 @@ class _EntryFilter(FilterVisitor[ColumnElement[bool]]):
         else:
             key = attribute_key(extension_of(self.head.model), self.head.field_name, sub.field_name)
             index = INDEX.alias()
-            rows = Rows(index, (index.c.resource_type == self.outer.resource_type, index.c.path == key))
+            rows = Rows(
+                index, (index.c.resource_type == self.outer.resource_type, index.c.path == key)
+            )
         if rows is None:
             return None
         return rows, sub
@@ -359,7 +366,9 @@ class _EntryFilter(FilterVisitor[ColumnElement[bool]]):
                 return self._exists(rows)
             return false()
         if node.op == CompareOperator.ne:
-            return not_(self._exists(rows, SqlFilter._matches(rows.source, CompareOperator.eq, operand)))
+            return not_(
+                self._exists(rows, SqlFilter._matches(rows.source, CompareOperator.eq, operand))
+            )
         return self._exists(rows, SqlFilter._matches(rows.source, node.op, operand))
 
     def visit_present(self, node: Present) -> ColumnElement[bool]:
@@ -416,7 +425,7 @@ class _ScalarEntryFilter(FilterVisitor[ColumnElement[bool]]):
 
 
 def filter_condition(
-    model: type[Resource[Any]], resource_type: str, id_column: Any, node: FilterNode
+    model: type[Resource[Any]], resource_type: str, id_column: ColumnElement[Any], node: FilterNode
 ) -> ColumnElement[bool]:
     """The SQL condition on ``id_column`` that selects the resources matching ``node``."""
     return SqlFilter(model, resource_type, id_column).visit(node)

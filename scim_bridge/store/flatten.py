@@ -34,7 +34,7 @@ class IndexedValue:
 
 
 def attribute_key(extension: str, field_name: str, sub_field_name: str | None = None) -> str:
-    """The ``path`` of an attribute: ``emails.value``, ``urn:…:enterprise:2.0:user:manager.value``."""
+    """The ``path`` of an attribute: ``emails.value``, ``urn:…:2.0:user:manager.value``."""
     prefix = f"{extension.lower()}:" if extension else ""
     suffix = f".{sub_field_name}" if sub_field_name else ""
     return f"{prefix}{field_name}{suffix}"

@@ -36,13 +36,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .db import Database
-from .filters import INDEX, filter_condition
+from .filters import filter_condition
 from .flatten import SORT_PREFIX, attribute_key, extension_of, flatten, fold
-from .tables import GroupMember, ScimGroup, ScimUser
+from .tables import GROUPS, INDEX, MEMBERS, USERS
 
-USERS = cast(Table, ScimUser.__table__)
-GROUPS = cast(Table, ScimGroup.__table__)
-MEMBERS = cast(Table, GroupMember.__table__)
 STORED_ELSEWHERE = ("id", "meta", "members", "groups", "password")
 
 _connection: ContextVar[AsyncConnection | None] = ContextVar("scim_connection", default=None)
@@ -67,17 +64,17 @@ def _as_utc(value: datetime) -> datetime:
 
 
 def _excludes(parameters: ResponseParameters[Any] | None, attribute: str) -> bool:
-    """Whether a response leaves out ``attribute`` (so it need not be loaded)."""
+    """Whether a response leaves out the whole of ``attribute`` (so it need not be loaded)."""
     if parameters is None:
         return False
-    names = {str(a).rsplit(":", 1)[-1].split(".")[0].lower() for a in parameters.attributes or []}
-    excluded = {
-        str(a).rsplit(":", 1)[-1].split(".")[0].lower()
-        for a in parameters.excluded_attributes or []
-    }
-    if names:
-        return attribute.lower() not in names
-    return attribute.lower() in excluded
+
+    def names(paths: Any) -> list[str]:
+        return [str(path).rsplit(":", 1)[-1].lower() for path in paths or []]
+
+    wanted = names(parameters.attributes)
+    if wanted:
+        return not any(name.split(".")[0] == attribute.lower() for name in wanted)
+    return attribute.lower() in names(parameters.excluded_attributes)
 
 
 class SqlScimStorage(AsyncScimStorage):
@@ -88,7 +85,10 @@ class SqlScimStorage(AsyncScimStorage):
     def __init__(self, database: Database, provider: ScimProvider):
         self.database = database
         self.provider = provider
-        self.models = {rt.id: cast(type[Resource[Any]], provider.model_for(rt)) for rt in provider.resource_types}
+        self.models = {
+            rt.id: cast(type[Resource[Any]], provider.model_for(rt))
+            for rt in provider.resource_types
+        }
 
     # -- transactions -------------------------------------------------------------
 
@@ -123,7 +123,12 @@ class SqlScimStorage(AsyncScimStorage):
         raise NotFoundException(detail=f"No resource type {resource_type.id!r}")
 
     async def _row(
-        self, connection: AsyncConnection, resource_type: ResourceType, resource_id: str, *, lock: bool
+        self,
+        connection: AsyncConnection,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        lock: bool,
     ) -> Any:
         table = self._table(resource_type)
         query = select(table).where(table.c.id == resource_id)
@@ -188,7 +193,10 @@ class SqlScimStorage(AsyncScimStorage):
         )
         groups = (
             select(
-                MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type, GROUPS.c.display_name
+                MEMBERS.c.group_id,
+                MEMBERS.c.member_id,
+                MEMBERS.c.member_type,
+                GROUPS.c.display_name,
             )
             .join(GROUPS, GROUPS.c.id == MEMBERS.c.member_id)
             .where(MEMBERS.c.group_id.in_(group_ids), MEMBERS.c.member_type == "Group")
@@ -198,11 +206,21 @@ class SqlScimStorage(AsyncScimStorage):
             stored = json.loads(data)
             display = stored.get("displayName") or stored.get("userName")
             result[group_id].append(
-                {"value": member_id, "type": "User", "display": display, "$ref": f"Users/{member_id}"}
+                {
+                    "value": member_id,
+                    "type": "User",
+                    "display": display,
+                    "$ref": f"Users/{member_id}",
+                }
             )
         for group_id, member_id, _, display in await connection.execute(groups):
             result[group_id].append(
-                {"value": member_id, "type": "Group", "display": display, "$ref": f"Groups/{member_id}"}
+                {
+                    "value": member_id,
+                    "type": "Group",
+                    "display": display,
+                    "$ref": f"Groups/{member_id}",
+                }
             )
         for members in result.values():
             members.sort(key=lambda m: (m["type"], m["value"]))
@@ -256,7 +274,12 @@ class SqlScimStorage(AsyncScimStorage):
                 for gid in sorted(groups)
             ]
             entries += [
-                {"value": gid, "display": names.get(gid), "type": "indirect", "$ref": f"Groups/{gid}"}
+                {
+                    "value": gid,
+                    "display": names.get(gid),
+                    "type": "indirect",
+                    "$ref": f"Groups/{gid}",
+                }
                 for gid in sorted(indirect - groups)
             ]
             result[user_id] = entries
@@ -282,7 +305,9 @@ class SqlScimStorage(AsyncScimStorage):
         if search_request.filter is not None:
             try:
                 conditions.append(
-                    filter_condition(model, resource_type.id, table.c.id, search_request.filter.ast)
+                    filter_condition(
+                        model, str(resource_type.id), table.c.id, search_request.filter.ast
+                    )
                 )
             except (TypeError, ValueError) as error:
                 raise InvalidFilterException(detail=str(error)) from error
@@ -299,10 +324,14 @@ class SqlScimStorage(AsyncScimStorage):
                 if count is not None:
                     query = query.limit(count)
                 rows = (await connection.execute(query)).all()
-            parameters = ResponseParameters(
-                attributes=search_request.attributes,
-                excluded_attributes=search_request.excluded_attributes,
-            ) if (search_request.attributes or search_request.excluded_attributes) else None
+            parameters: ResponseParameters[Any] | None = (
+                ResponseParameters(
+                    attributes=search_request.attributes,
+                    excluded_attributes=search_request.excluded_attributes,
+                )
+                if (search_request.attributes or search_request.excluded_attributes)
+                else None
+            )
             resources = await self._build(connection, resource_type, rows, parameters)
         return SearchPage(total=total, resources=resources)
 
@@ -323,9 +352,9 @@ class SqlScimStorage(AsyncScimStorage):
             value: Any = table.c.id
         else:
             sub = binding.sub_field_name
-            if binding.is_multivalued and sub is None and binding.target_model is not None:
-                if hasattr(binding.field_type, "model_fields"):
-                    sub = "value"
+            complex_entries = hasattr(binding.field_type, "model_fields")
+            if binding.is_multivalued and sub is None and complex_entries:
+                sub = "value"  # RFC 7644 §3.4.2.3: a complex attribute sorts on its value
             key = attribute_key(extension_of(binding.model), binding.field_name, sub)
             if binding.is_multivalued:
                 key = SORT_PREFIX + key
@@ -354,7 +383,7 @@ class SqlScimStorage(AsyncScimStorage):
 
     def _stored_data(self, resource: Resource[Any]) -> str:
         data = resource.model_dump(mode="json")
-        for key in ("id", "meta", "members", "groups", "password"):
+        for key in STORED_ELSEWHERE:
             data.pop(key, None)
         return json.dumps(data, separators=(",", ":"))
 
@@ -383,7 +412,9 @@ class SqlScimStorage(AsyncScimStorage):
         stamp = now()
         async with self._connect(write=True) as connection:
             async with connection.begin_nested():
-                members = await self._checked_members(connection, resource_type, resource_id, resource)
+                members = await self._checked_members(
+                    connection, resource_type, resource_id, resource
+                )
                 try:
                     await connection.execute(
                         insert(table).values(
@@ -415,7 +446,9 @@ class SqlScimStorage(AsyncScimStorage):
             row = await self._row(connection, resource_type, resource_id, lock=True)
             self._check_version(row, expected_version)
             async with connection.begin_nested():
-                members = await self._checked_members(connection, resource_type, resource_id, resource)
+                members = await self._checked_members(
+                    connection, resource_type, resource_id, resource
+                )
                 try:
                     await connection.execute(
                         update(table)
@@ -460,7 +493,9 @@ class SqlScimStorage(AsyncScimStorage):
                 detail=f"the resource is at version {etag(row.version)}, not {expected_version}"
             )
 
-    def _uniqueness(self, resource_type: ResourceType, resource: Resource[Any]) -> UniquenessException:
+    def _uniqueness(
+        self, resource_type: ResourceType, resource: Resource[Any]
+    ) -> UniquenessException:
         if resource_type.id == "User":
             taken = f"userName {resource.user_name!r}"  # type: ignore[attr-defined]
         else:
@@ -496,7 +531,9 @@ class SqlScimStorage(AsyncScimStorage):
         """A member's change changes its groups' representation: bump their versions."""
         await connection.execute(
             update(GROUPS)
-            .where(GROUPS.c.id.in_(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id == member_id)))
+            .where(
+                GROUPS.c.id.in_(select(MEMBERS.c.group_id).where(MEMBERS.c.member_id == member_id))
+            )
             .values(version=GROUPS.c.version + 1, last_modified=now())
         )
 
@@ -526,8 +563,12 @@ class SqlScimStorage(AsyncScimStorage):
         if not wanted:
             return {}
         ids = list(wanted)
-        users = set((await connection.execute(select(USERS.c.id).where(USERS.c.id.in_(ids)))).scalars())
-        groups = set((await connection.execute(select(GROUPS.c.id).where(GROUPS.c.id.in_(ids)))).scalars())
+        users = set(
+            (await connection.execute(select(USERS.c.id).where(USERS.c.id.in_(ids)))).scalars()
+        )
+        groups = set(
+            (await connection.execute(select(GROUPS.c.id).where(GROUPS.c.id.in_(ids)))).scalars()
+        )
         members: dict[str, str] = {}
         for member_id, declared in wanted.items():
             found = "User" if member_id in users else "Group" if member_id in groups else None
@@ -544,7 +585,11 @@ class SqlScimStorage(AsyncScimStorage):
         return members
 
     async def _refuse_cycle(
-        self, connection: AsyncConnection, group_id: str, children: list[str], resource: Resource[Any]
+        self,
+        connection: AsyncConnection,
+        group_id: str,
+        children: list[str],
+        resource: Resource[Any],
     ) -> None:
         """Refuse making ``group_id`` an ancestor of itself, naming the cycle."""
         if group_id in children:
@@ -562,12 +607,12 @@ class SqlScimStorage(AsyncScimStorage):
             next_frontier = []
             for parent, child in rows:
                 if child == group_id:
-                    chain = [group_id, parent]
-                    while chain[-1] in came_from and chain[-1] != group_id:
+                    chain = [parent]
+                    while chain[-1] != group_id:
                         chain.append(came_from[chain[-1]])
-                    path = list(reversed(chain))
+                    path = [*reversed(chain), group_id]
                     names = await self._group_names(connection, path)
-                    cycle = " → ".join(names.get(g, g) for g in [*path, path[0]][:-1] + [path[0]])
+                    cycle = " → ".join(names.get(g, g) for g in path)
                     raise InvalidValueException(
                         detail=f"adding these members would make a cycle: {cycle}; "
                         "a group cannot contain its own ancestor"
@@ -578,7 +623,9 @@ class SqlScimStorage(AsyncScimStorage):
             frontier = next_frontier
 
     async def _group_names(self, connection: AsyncConnection, ids: list[str]) -> dict[str, str]:
-        rows = await connection.execute(select(GROUPS.c.id, GROUPS.c.display_name).where(GROUPS.c.id.in_(ids)))
+        rows = await connection.execute(
+            select(GROUPS.c.id, GROUPS.c.display_name).where(GROUPS.c.id.in_(ids))
+        )
         return {gid: name for gid, name in rows}
 
     async def _set_members(
@@ -587,7 +634,10 @@ class SqlScimStorage(AsyncScimStorage):
         if members:
             await connection.execute(
                 insert(MEMBERS),
-                [{"group_id": group_id, "member_id": m, "member_type": t} for m, t in members.items()],
+                [
+                    {"group_id": group_id, "member_id": m, "member_type": t}
+                    for m, t in members.items()
+                ],
             )
 
     async def _replace_members(

@@ -9,8 +9,9 @@ SQL query (see ``store/filters.py``).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, String, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Sort keys and string comparisons must follow code-point order, like Python's; PostgreSQL's
@@ -99,3 +100,15 @@ class ApiToken(SQLModel, table=True):
     digest: str = Field(max_length=64, unique=True)
     created: datetime = Field(sa_column=_utc())
     last_used: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy Core table of a SQLModel table class (queries here use Core)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+USERS = table_of(ScimUser)
+GROUPS = table_of(ScimGroup)
+MEMBERS = table_of(GroupMember)
+INDEX = table_of(AttributeIndex)
+TOKENS = table_of(ApiToken)
