@@ -35,10 +35,11 @@ from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..hierarchy.engine import CycleError, GroupInfo, Inheritance, Tree
 from .db import Database
 from .filters import filter_condition
 from .flatten import SORT_PREFIX, attribute_key, extension_of, flatten, fold
-from .tables import GROUPS, INDEX, MEMBERS, USERS
+from .tables import EFFECTIVE, GROUPS, INDEX, MEMBERS, USERS
 
 STORED_ELSEWHERE = ("id", "meta", "members", "groups", "password")
 
@@ -82,9 +83,12 @@ class SqlScimStorage(AsyncScimStorage):
 
     supports_cursors = False
 
-    def __init__(self, database: Database, provider: ScimProvider):
+    def __init__(
+        self, database: Database, provider: ScimProvider, inheritance: Inheritance | None = None
+    ):
         self.database = database
         self.provider = provider
+        self.inheritance = inheritance or Inheritance(database)
         self.models = {
             rt.id: cast(type[Resource[Any]], provider.model_for(rt))
             for rt in provider.resource_types
@@ -229,60 +233,29 @@ class SqlScimStorage(AsyncScimStorage):
     async def _groups_of(
         self, connection: AsyncConnection, user_ids: list[str]
     ) -> dict[str, list[dict[str, Any]]]:
-        """Direct groups of each user, then every group above them (via nested groups)."""
-        direct = await connection.execute(
-            select(MEMBERS.c.member_id, MEMBERS.c.group_id).where(
-                MEMBERS.c.member_id.in_(user_ids), MEMBERS.c.member_type == "User"
-            )
-        )
-        direct_groups: dict[str, set[str]] = {uid: set() for uid in user_ids}
-        for user_id, group_id in direct:
-            direct_groups[user_id].add(group_id)
-        seeds = set().union(*direct_groups.values()) if direct_groups else set()
-        parents: dict[str, set[str]] = {}
-        frontier = set(seeds)
-        while frontier:
-            rows = await connection.execute(
+        """Each user's groups: "direct" ones, and "indirect" ones it inherits through the tree
+        (hierarchy/engine.py keeps them in effective_member)."""
+        direct = {
+            (user_id, group_id)
+            for user_id, group_id in await connection.execute(
                 select(MEMBERS.c.member_id, MEMBERS.c.group_id).where(
-                    MEMBERS.c.member_id.in_(frontier), MEMBERS.c.member_type == "Group"
+                    MEMBERS.c.member_id.in_(user_ids), MEMBERS.c.member_type == "User"
                 )
             )
-            found: set[str] = set()
-            for child, parent in rows:
-                parents.setdefault(child, set()).add(parent)
-                found.add(parent)
-            frontier = found - parents.keys() - seeds
-            seeds |= found
-        names = dict(
-            (
-                await connection.execute(
-                    select(GROUPS.c.id, GROUPS.c.display_name).where(GROUPS.c.id.in_(seeds))
-                )
-            ).all()
+        }
+        rows = await connection.execute(
+            select(EFFECTIVE.c.user_id, EFFECTIVE.c.group_id, GROUPS.c.display_name)
+            .join(GROUPS, GROUPS.c.id == EFFECTIVE.c.group_id)
+            .where(EFFECTIVE.c.user_id.in_(user_ids))
         )
         result: dict[str, list[dict[str, Any]]] = {}
-        for user_id, groups in direct_groups.items():
-            indirect: set[str] = set()
-            stack = list(groups)
-            while stack:
-                for parent in parents.get(stack.pop(), ()):
-                    if parent not in indirect:
-                        indirect.add(parent)
-                        stack.append(parent)
-            entries = [
-                {"value": gid, "display": names.get(gid), "type": "direct", "$ref": f"Groups/{gid}"}
-                for gid in sorted(groups)
-            ]
-            entries += [
-                {
-                    "value": gid,
-                    "display": names.get(gid),
-                    "type": "indirect",
-                    "$ref": f"Groups/{gid}",
-                }
-                for gid in sorted(indirect - groups)
-            ]
-            result[user_id] = entries
+        for user_id, group_id, display in rows:
+            kind = "direct" if (user_id, group_id) in direct else "indirect"
+            result.setdefault(user_id, []).append(
+                {"value": group_id, "display": display, "type": kind, "$ref": f"Groups/{group_id}"}
+            )
+        for groups in result.values():
+            groups.sort(key=lambda g: (g["type"] != "direct", g["display"] or "", g["value"]))
         return result
 
     # -- searching ----------------------------------------------------------------
@@ -410,25 +383,32 @@ class SqlScimStorage(AsyncScimStorage):
         table = self._table(resource_type)
         resource_id = str(uuid.uuid4())
         stamp = now()
+        keys = self._keys(resource_type, resource)
         async with self._connect(write=True) as connection:
-            async with connection.begin_nested():
-                members = await self._checked_members(
-                    connection, resource_type, resource_id, resource
+            members = await self._checked_members(connection, resource_type, resource)
+            tree = None
+            if members is not None:
+                tree = await self._restructure(
+                    connection, resource_id, keys, _groups_in(members), removed=False
                 )
-                try:
-                    await connection.execute(
-                        insert(table).values(
-                            id=resource_id,
-                            data=self._stored_data(resource),
-                            version=1,
-                            created=stamp,
-                            last_modified=stamp,
-                            **self._keys(resource_type, resource),
-                        )
+            try:
+                await connection.execute(
+                    insert(table).values(
+                        id=resource_id,
+                        data=self._stored_data(resource),
+                        version=1,
+                        created=stamp,
+                        last_modified=stamp,
+                        **keys,
                     )
-                except IntegrityError as error:
-                    raise self._uniqueness(resource_type, resource) from error
-                await self._set_members(connection, resource_id, members)
+                )
+            except IntegrityError as error:
+                raise self._uniqueness(resource_type, resource) from error
+            if members and tree is not None:
+                await self._insert_members(connection, resource_id, members)
+                await self.inheritance.members_changed(
+                    connection, tree, resource_id, added=_users_in(members)
+                )
             created = await self._reload(connection, resource_type, resource_id)
             await self._reindex(connection, resource_type, created)
             return created
@@ -442,28 +422,26 @@ class SqlScimStorage(AsyncScimStorage):
     ) -> Resource[Any]:
         table = self._table(resource_type)
         resource_id = cast(str, resource.id)
+        keys = self._keys(resource_type, resource)
         async with self._connect(write=True) as connection:
             row = await self._row(connection, resource_type, resource_id, lock=True)
             self._check_version(row, expected_version)
-            async with connection.begin_nested():
-                members = await self._checked_members(
-                    connection, resource_type, resource_id, resource
-                )
-                try:
-                    await connection.execute(
-                        update(table)
-                        .where(table.c.id == resource_id)
-                        .values(
-                            data=self._stored_data(resource),
-                            version=row.version + 1,
-                            last_modified=now(),
-                            **self._keys(resource_type, resource),
-                        )
+            members = await self._checked_members(connection, resource_type, resource)
+            if members is not None:
+                await self._update_members(connection, row, keys, members)
+            try:
+                await connection.execute(
+                    update(table)
+                    .where(table.c.id == resource_id)
+                    .values(
+                        data=self._stored_data(resource),
+                        version=row.version + 1,
+                        last_modified=now(),
+                        **keys,
                     )
-                except IntegrityError as error:
-                    raise self._uniqueness(resource_type, resource) from error
-                if members is not None:
-                    await self._replace_members(connection, resource_id, members)
+                )
+            except IntegrityError as error:
+                raise self._uniqueness(resource_type, resource) from error
             updated = await self._reload(connection, resource_type, resource_id)
             await self._reindex(connection, resource_type, updated)
             if resource_type.id == "User" and row.data != self._stored_data(resource):
@@ -481,6 +459,13 @@ class SqlScimStorage(AsyncScimStorage):
         async with self._connect(write=True) as connection:
             row = await self._row(connection, resource_type, resource_id, lock=True)
             self._check_version(row, expected_version)
+            if resource_type.id == "Group":
+                await self._restructure(connection, resource_id, {}, set(), removed=True)
+                await self.inheritance.group_deleted(connection, resource_id)
+                await connection.execute(delete(MEMBERS).where(MEMBERS.c.group_id == resource_id))
+            else:
+                await self.inheritance.tree(connection, lock="share")
+                await self.inheritance.user_deleted(connection, resource_id)
             await self._touch_groups_of(connection, resource_id)
             await connection.execute(delete(MEMBERS).where(MEMBERS.c.member_id == resource_id))
             await connection.execute(delete(INDEX).where(INDEX.c.resource_id == resource_id))
@@ -537,16 +522,15 @@ class SqlScimStorage(AsyncScimStorage):
             .values(version=GROUPS.c.version + 1, last_modified=now())
         )
 
-    # -- group members -------------------------------------------------------------
+    # -- group members and the tree ----------------------------------------------------
 
     async def _checked_members(
         self,
         connection: AsyncConnection,
         resource_type: ResourceType,
-        group_id: str,
         resource: Resource[Any],
     ) -> dict[str, str] | None:
-        """{member id: "User"|"Group"} of a group, every id checked to exist, no cycle made."""
+        """{member id: "User"|"Group"} of a group, every id checked to exist."""
         if resource_type.id != "Group":
             return None
         entries = getattr(resource, "members", None) or []
@@ -579,57 +563,78 @@ class SqlScimStorage(AsyncScimStorage):
                     "create it first or remove it from members"
                 )
             members[member_id] = found
-        child_groups = [m for m, kind in members.items() if kind == "Group"]
-        if child_groups:
-            await self._refuse_cycle(connection, group_id, child_groups, resource)
         return members
 
-    async def _refuse_cycle(
+    async def _restructure(
         self,
         connection: AsyncConnection,
         group_id: str,
-        children: list[str],
-        resource: Resource[Any],
+        keys: dict[str, Any],
+        child_groups: set[str],
+        *,
+        removed: bool,
+    ) -> Tree:
+        """Apply a change of the tree (a group created, renamed, deleted, or its member
+        groups changed); a cycle through any source is refused naming it."""
+        before = await self.inheritance.tree(connection, lock="update")
+        if removed:
+            inputs = before.inputs.without_group(group_id)
+        else:
+            info = GroupInfo(group_id, keys["display_name"], keys["external_id"])
+            inputs = before.inputs.with_group(info, child_groups)
+        try:
+            return await self.inheritance.change_structure(
+                connection, before, inputs, focus=group_id
+            )
+        except CycleError as error:
+            raise InvalidValueException(detail=str(error)) from error
+
+    async def _update_members(
+        self,
+        connection: AsyncConnection,
+        row: Any,
+        keys: dict[str, Any],
+        members: dict[str, str],
     ) -> None:
-        """Refuse making ``group_id`` an ancestor of itself, naming the cycle."""
-        if group_id in children:
-            name = resource.display_name  # type: ignore[attr-defined]
-            raise InvalidValueException(detail=f"group {name!r} cannot be a member of itself")
-        # Walk down from the new children; reaching group_id closes a cycle.
-        came_from: dict[str, str] = {child: group_id for child in children}
-        frontier = list(children)
-        while frontier:
-            rows = await connection.execute(
-                select(MEMBERS.c.group_id, MEMBERS.c.member_id).where(
-                    MEMBERS.c.group_id.in_(frontier), MEMBERS.c.member_type == "Group"
+        """Write the difference only: big groups change by a member or two at a time."""
+        current = dict(
+            (
+                await connection.execute(
+                    select(MEMBERS.c.member_id, MEMBERS.c.member_type).where(
+                        MEMBERS.c.group_id == row.id
+                    )
+                )
+            ).all()
+        )
+        removed = current.keys() - members.keys()
+        added = {m: t for m, t in members.items() if m not in current}
+        renamed = (row.display_name_key, row.external_id) != (
+            keys["display_name_key"],
+            keys["external_id"],
+        )
+        if renamed or _groups_in(added) or _groups_in({m: current[m] for m in removed}):
+            tree = await self._restructure(
+                connection, row.id, keys, _groups_in(members), removed=False
+            )
+        else:
+            tree = await self.inheritance.tree(connection, lock="share")
+        if removed:
+            await connection.execute(
+                delete(MEMBERS).where(
+                    and_(MEMBERS.c.group_id == row.id, MEMBERS.c.member_id.in_(removed))
                 )
             )
-            next_frontier = []
-            for parent, child in rows:
-                if child == group_id:
-                    chain = [parent]
-                    while chain[-1] != group_id:
-                        chain.append(came_from[chain[-1]])
-                    path = [*reversed(chain), group_id]
-                    names = await self._group_names(connection, path)
-                    cycle = " → ".join(names.get(g, g) for g in path)
-                    raise InvalidValueException(
-                        detail=f"adding these members would make a cycle: {cycle}; "
-                        "a group cannot contain its own ancestor"
-                    )
-                if child not in came_from:
-                    came_from[child] = parent
-                    next_frontier.append(child)
-            frontier = next_frontier
-
-    async def _group_names(self, connection: AsyncConnection, ids: list[str]) -> dict[str, str]:
-        rows = await connection.execute(
-            select(GROUPS.c.id, GROUPS.c.display_name).where(GROUPS.c.id.in_(ids))
+        await self._insert_members(connection, row.id, added)
+        await self.inheritance.members_changed(
+            connection,
+            tree,
+            row.id,
+            added=_users_in(added),
+            removed=_users_in({m: current[m] for m in removed}),
         )
-        return {gid: name for gid, name in rows}
 
-    async def _set_members(
-        self, connection: AsyncConnection, group_id: str, members: dict[str, str] | None
+    async def _insert_members(
+        self, connection: AsyncConnection, group_id: str, members: dict[str, str]
     ) -> None:
         if members:
             await connection.execute(
@@ -640,26 +645,13 @@ class SqlScimStorage(AsyncScimStorage):
                 ],
             )
 
-    async def _replace_members(
-        self, connection: AsyncConnection, group_id: str, members: dict[str, str]
-    ) -> None:
-        """Write the difference only: big groups change by a member or two at a time."""
-        current = set(
-            (
-                await connection.execute(
-                    select(MEMBERS.c.member_id).where(MEMBERS.c.group_id == group_id)
-                )
-            ).scalars()
-        )
-        removed = current - members.keys()
-        added = {m: t for m, t in members.items() if m not in current}
-        if removed:
-            await connection.execute(
-                delete(MEMBERS).where(
-                    and_(MEMBERS.c.group_id == group_id, MEMBERS.c.member_id.in_(removed))
-                )
-            )
-        await self._set_members(connection, group_id, added)
+
+def _users_in(members: dict[str, str]) -> set[str]:
+    return {m for m, kind in members.items() if kind == "User"}
+
+
+def _groups_in(members: dict[str, str]) -> set[str]:
+    return {m for m, kind in members.items() if kind == "Group"}
 
 
 __all__ = ["SqlScimStorage", "declare_write_intent", "etag"]

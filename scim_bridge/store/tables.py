@@ -102,6 +102,39 @@ class ApiToken(SQLModel, table=True):
     last_used: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
+class EffectiveMember(SQLModel, table=True):
+    """A user's effective membership of a group, with how many source groups give it.
+
+    ``sources`` counts the groups in sources(G) (see hierarchy/graph.py) the user is a direct
+    member of; the membership exists while it is positive. Deactivated users keep their rows
+    and are filtered out when read.
+    """
+
+    __tablename__ = "effective_member"
+    __table_args__ = (Index("ix_effective_member_user", "user_id", "group_id"),)
+
+    group_id: str = Field(primary_key=True, max_length=36)
+    user_id: str = Field(primary_key=True, max_length=36)
+    sources: int
+
+
+class HierarchyState(SQLModel, table=True):
+    """The shared state of the group tree: its version, and the hierarchy file in force.
+
+    ``version`` changes with every change of structure; each process caches the tree and
+    reloads it when the version differs. Its row is also the lock that orders structure
+    changes against member changes on PostgreSQL.
+    """
+
+    __tablename__ = "hierarchy_state"
+
+    id: int = Field(default=1, primary_key=True)
+    version: str = Field(max_length=32)
+    spec: str | None = Field(default=None, sa_type=Text)
+    spec_source: str | None = Field(default=None, max_length=1024)
+    naming_delimiter: str | None = Field(default=None, max_length=16)
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table of a SQLModel table class (queries here use Core)."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
@@ -112,3 +145,5 @@ GROUPS = table_of(ScimGroup)
 MEMBERS = table_of(GroupMember)
 INDEX = table_of(AttributeIndex)
 TOKENS = table_of(ApiToken)
+EFFECTIVE = table_of(EffectiveMember)
+HIERARCHY_STATE = table_of(HierarchyState)
