@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -15,6 +18,8 @@ from starlette.types import ASGIApp
 
 from .auth import Authenticator, JwtValidator, TokenStore
 from .config import Settings
+from .hierarchy.engine import Inheritance
+from .hierarchy.service import HierarchyService
 from .scim.application import ScimApplication
 from .scim.provider import build_provider
 from .store.db import Database
@@ -24,11 +29,36 @@ from .store.scim_storage import SqlScimStorage
 log = logging.getLogger("scim_bridge")
 
 
+def reload_on_sighup(hierarchy: HierarchyService) -> None:
+    """`kill -HUP` re-reads the hierarchy file (only where the server runs in the main thread)."""
+    loop = asyncio.get_running_loop()
+
+    def reload() -> None:
+        task = loop.create_task(hierarchy.reload())
+        _reloads.add(task)
+        task.add_done_callback(_reloads.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread
+        log.debug("SIGHUP reload unavailable outside the main thread")
+
+
+def stop_reloading_on_sighup() -> None:
+    with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+
+_reloads: set[asyncio.Task[object]] = set()
+
+
 def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starlette:
     """Build the application; the database opens (and SQLite migrates) when it starts."""
     database = Database(settings.database_url)
     provider = build_provider(settings)
-    storage = SqlScimStorage(database, provider)
+    inheritance = Inheritance(database)
+    hierarchy = HierarchyService(database, inheritance, settings.hierarchy)
+    storage = SqlScimStorage(database, provider, inheritance)
     if jwt is None and settings.jwt is not None:
         jwt = JwtValidator(settings.jwt)
     authenticator = Authenticator(TokenStore(database), jwt)
@@ -46,10 +76,13 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await ensure_schema(database)
+        await hierarchy.start()
+        reload_on_sighup(hierarchy)
         log.info("scim-bridge ready: SCIM at /scim/v2 (%s)", database.dialect)
         try:
             yield
         finally:
+            stop_reloading_on_sighup()
             await database.dispose()
 
     app = Starlette(
@@ -58,4 +91,5 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.hierarchy = hierarchy
     return app

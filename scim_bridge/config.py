@@ -7,8 +7,9 @@ A bad value raises :class:`ConfigError`, whose message names the key, the value 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -40,6 +41,28 @@ class JwtSettings(BaseModel):
         return value
 
 
+class HierarchySettings(BaseModel):
+    """Where the group tree comes from besides SCIM nesting (docs/inheritance.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str | None = Field(
+        default=None, description="YAML hierarchy file (see config/hierarchy.example.yaml)"
+    )
+    naming_delimiter: str | None = Field(
+        default=None,
+        description='naming rule: with "/", a group named Engineering/Java is a child of '
+        "Engineering; unset (the default) turns the rule off",
+    )
+
+    @field_validator("naming_delimiter")
+    @classmethod
+    def _delimiter(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > 16):
+            raise ValueError('must be 1 to 16 visible characters, e.g. "/", or unset')
+        return value
+
+
 class Settings(BaseModel):
     """Everything scim-bridge reads from its configuration."""
 
@@ -60,6 +83,7 @@ class Settings(BaseModel):
     max_page_size: int = Field(default=1000, ge=1, le=10_000)
     default_page_size: int = Field(default=100, ge=1)
     jwt: JwtSettings | None = None
+    hierarchy: HierarchySettings = Field(default_factory=HierarchySettings)
     log_level: str = "info"
 
     @field_validator("database_url")
@@ -81,18 +105,47 @@ class Settings(BaseModel):
         return value.lower()
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """Turn ``SCIM_BRIDGE_JWT__ISSUER=x`` into ``{"jwt": {"issuer": "x"}}``."""
+Sources = dict[tuple[str, ...], str]
+
+
+def _env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], Sources, Sources]:
+    """Turn ``SCIM_BRIDGE_JWT__ISSUER=x`` into ``{"jwt": {"issuer": "x"}}``.
+
+    Also return where each key came from, and each section the environment opened.
+    """
     result: dict[str, Any] = {}
-    for name, value in environ.items():
+    sources: Sources = {}
+    sections: Sources = {}
+    for name in sorted(environ):  # SCIM_BRIDGE_JWT sorts before SCIM_BRIDGE_JWT__ISSUER
         if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
             continue
         keys = name[len(ENV_PREFIX) :].lower().split("__")
         target = result
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-        target[keys[-1]] = value
-    return result
+        for depth, key in enumerate(keys[:-1]):
+            section_path = tuple(keys[: depth + 1])
+            section_env = ENV_PREFIX + "__".join(section_path).upper()
+            section = target.setdefault(key, {})
+            if not isinstance(section, dict):
+                raise ConfigError(
+                    f"environment variables {section_env} and {name} conflict: "
+                    f"{'.'.join(section_path)} cannot be both a value and a section; "
+                    "unset one of them"
+                )
+            sections.setdefault(section_path, f"the environment ({section_env}__*)")
+            target = section
+        target[keys[-1]] = environ[name]
+        sources[tuple(keys)] = f"environment variable {name}"
+    return result, sources, sections
+
+
+def _file_sources(values: dict[str, Any], origin: str, prefix: tuple[str, ...] = ()) -> Sources:
+    sources: Sources = {}
+    for key, value in values.items():
+        path = (*prefix, str(key))
+        sources[path] = origin
+        if isinstance(value, dict):
+            sources.update(_file_sources(value, origin, path))
+    return sources
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -105,19 +158,54 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: Any, sources: dict[str, str]) -> str:
-    key = ".".join(str(part) for part in error["loc"])
-    top = str(error["loc"][0]) if error["loc"] else ""
-    env_name = ENV_PREFIX + "__".join(str(p) for p in error["loc"]).upper()
-    where = sources.get(top, "the configuration")
+def _section_model(path: tuple[str, ...]) -> type[BaseModel] | None:
+    """The settings model of the section at ``path`` (``()`` is the top level)."""
+    model: type[BaseModel] = Settings
+    for key in path:
+        field = model.model_fields.get(key)
+        if field is None:
+            return None
+        nested = [
+            candidate
+            for candidate in (field.annotation, *get_args(field.annotation))
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel)
+        ]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _where(path: tuple[str, ...], sources: Sources) -> str:
+    """Where the most specific known part of ``path`` was set."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in sources:
+            return sources[path[:end]]
+    return "the configuration"
+
+
+def _shown(path: tuple[str, ...], value: Any) -> str:
+    """The value as the message shows it: a database URL without its password."""
+    if path == ("database_url",) and isinstance(value, str):
+        value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
+    return repr(value)
+
+
+def _describe(error: Any, sources: Sources) -> str:
+    path = tuple(str(part) for part in error["loc"])
+    key = ".".join(path)
+    env_name = ENV_PREFIX + "__".join(path).upper()
     if error["type"] == "extra_forbidden":
-        known = ", ".join(Settings.model_fields)
+        section = _section_model(path[:-1])
+        known = ", ".join(section.model_fields) if section else "(none)"
+        where = sources.get(path, _where(path, sources))
         return f"{key}: unknown key in {where}; remove it or use one of: {known}"
     if error["type"] == "missing":
+        where = _where(path[:-1], sources) if len(path) > 1 else "the configuration"
         return f"{key}: required in {where}; set it (or {env_name})"
-    value = error.get("input")
+    value = _shown(path, error.get("input"))
     fix = error["msg"].removeprefix("Value error, ")
-    return f"{key}={value!r} (from {where}) is invalid: {fix}"
+    return f"{key}={value} (from {_where(path, sources)}) is invalid: {fix}"
 
 
 def load_settings(
@@ -131,9 +219,11 @@ def load_settings(
     if path:
         file_path = Path(path)
         if not file_path.is_file():
+            named_by = "--config" if config_file else CONFIG_FILE_ENV
+            other = "pass another --config" if config_file else f"unset {CONFIG_FILE_ENV}"
             raise ConfigError(
-                f"configuration file {file_path} does not exist; "
-                f"create it (see config/scim-bridge.example.yaml) or unset {CONFIG_FILE_ENV}"
+                f"configuration file {file_path} (named by {named_by}) does not exist; "
+                f"create it (see config/scim-bridge.example.yaml) or {other}"
             )
         try:
             loaded = yaml.safe_load(file_path.read_text()) or {}
@@ -142,9 +232,8 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file_path} must hold a mapping of keys to values")
         file_values = loaded
-    env_values = _env_overrides(environ)
-    sources = {key: str(path) for key in file_values}
-    sources.update({key: f"environment variable {ENV_PREFIX}{key.upper()}" for key in env_values})
+    env_values, env_sources, env_sections = _env_overrides(environ)
+    sources = {**env_sections, **_file_sources(file_values, str(path)), **env_sources}
     try:
         return Settings.model_validate(_merge(file_values, env_values))
     except ValidationError as error:

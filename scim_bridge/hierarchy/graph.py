@@ -105,18 +105,18 @@ class GroupGraph:
         """Up to ``limit`` paths top → … → bottom, shortest first."""
         if top == bottom:
             return [[top]]
+        on_the_way = self.ancestors(bottom)  # only these can lead down to bottom
+        if top not in on_the_way:
+            return []
         found: list[list[str]] = []
         frontier: list[list[str]] = [[top]]
-        below_top = self.descendants(top)
-        if bottom not in below_top:
-            return []
         while frontier and len(found) < limit:
             next_frontier: list[list[str]] = []
             for path in frontier:
                 for child in sorted(self.children.get(path[-1], ())):
                     if child == bottom:
                         found.append([*path, child])
-                    elif bottom in self.descendants(child):
+                    elif child in on_the_way:
                         next_frontier.append([*path, child])
             frontier = next_frontier
         return found[:limit]
