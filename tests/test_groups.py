@@ -185,3 +185,17 @@ def test_twenty_concurrent_member_adds_lose_no_member(
     assert statuses == [200] * 20, statuses
     members = {m["value"] for m in scim.get(f"/Groups/{group}").json()["members"]}
     assert members == set(users)
+
+
+def test_filter_on_user_groups_sees_inherited_groups(scim: httpx.Client) -> None:
+    alice = make_user(scim, "alice")
+    make_user(scim, "bob")
+    java = make_group(scim, "Java", [{"value": alice}])
+    engineering = make_group(scim, "Engineering", [{"value": java}])
+    for group_filter in (
+        f'groups.value eq "{engineering}"',
+        f'groups[value eq "{engineering}" and type eq "indirect"]',
+        'groups.display eq "engineering"',
+    ):
+        found = scim.get("/Users", params={"filter": group_filter}).json()
+        assert [u["id"] for u in found["Resources"]] == [alice], group_filter

@@ -39,6 +39,7 @@ from sqlalchemy import (
     ColumnElement,
     FromClause,
     and_,
+    case,
     exists,
     false,
     func,
@@ -51,7 +52,7 @@ from sqlalchemy import (
 )
 
 from .flatten import attribute_key, extension_of, fold, format_datetime, scalar
-from .tables import INDEX, MEMBERS
+from .tables import EFFECTIVE, GROUPS, INDEX, MEMBERS
 
 ORDERING = {
     CompareOperator.gt: "__gt__",
@@ -132,22 +133,35 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         return Rows(source, ())
 
     def _group_rows(self, sub: str | None) -> Rows | None:
-        # Filters on User.groups see direct memberships.
+        """User.groups: every group the user is effectively in (direct or indirect)."""
+        is_direct = (
+            select(MEMBERS.c.group_id)
+            .where(
+                MEMBERS.c.group_id == EFFECTIVE.c.group_id,
+                MEMBERS.c.member_id == EFFECTIVE.c.user_id,
+            )
+            .exists()
+        )
         columns = {
             None: (literal("e"), null()),
-            "value": (literal("s"), MEMBERS.c.group_id),
-            "type": (literal("s"), literal("direct")),
+            "value": (literal("s"), EFFECTIVE.c.group_id),
+            "type": (literal("s"), case((is_direct, "direct"), else_="indirect")),
+            "display": (literal("s"), GROUPS.c.display_name_key),
         }
         if sub not in columns:
             return None
         kind, text = columns[sub]
-        source = select(
-            MEMBERS.c.member_id.label("resource_id"),
-            MEMBERS.c.group_id.label("item"),
-            kind.label("kind"),
-            text.label("text"),
-            null().label("number"),
-        ).subquery()
+        source = (
+            select(
+                EFFECTIVE.c.user_id.label("resource_id"),
+                EFFECTIVE.c.group_id.label("item"),
+                kind.label("kind"),
+                text.label("text"),
+                null().label("number"),
+            )
+            .join(GROUPS, GROUPS.c.id == EFFECTIVE.c.group_id)
+            .subquery()
+        )
         return Rows(source, ())
 
     def _is_id(self, binding: AttributeBinding) -> bool:
