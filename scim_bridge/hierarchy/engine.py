@@ -245,13 +245,18 @@ class Inheritance:
         rows = [{"group_id": g, "user_id": u, "sources": 1} for u in added for g in receivers]
         for start in range(0, len(rows), CHUNK):
             await self._upsert(connection, rows[start : start + CHUNK])
-        for start in range(0, len(removed), CHUNK):
-            users = removed[start : start + CHUNK]
-            condition = and_(EFFECTIVE.c.user_id.in_(users), EFFECTIVE.c.group_id.in_(receivers))
-            await connection.execute(
-                update(EFFECTIVE).where(condition).values(sources=EFFECTIVE.c.sources - 1)
-            )
-            await connection.execute(delete(EFFECTIVE).where(condition, EFFECTIVE.c.sources <= 0))
+        # IN lists are chunked: a cascading group can have thousands of receivers.
+        for user_start in range(0, len(removed), CHUNK):
+            users = removed[user_start : user_start + CHUNK]
+            for group_start in range(0, len(receivers), CHUNK):
+                groups = receivers[group_start : group_start + CHUNK]
+                condition = and_(EFFECTIVE.c.user_id.in_(users), EFFECTIVE.c.group_id.in_(groups))
+                await connection.execute(
+                    update(EFFECTIVE).where(condition).values(sources=EFFECTIVE.c.sources - 1)
+                )
+                await connection.execute(
+                    delete(EFFECTIVE).where(condition, EFFECTIVE.c.sources <= 0)
+                )
 
     async def user_deleted(self, connection: AsyncConnection, user_id: str) -> None:
         await connection.execute(delete(EFFECTIVE).where(EFFECTIVE.c.user_id == user_id))

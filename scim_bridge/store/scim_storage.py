@@ -426,9 +426,11 @@ class SqlScimStorage(AsyncScimStorage):
         async with self._connect(write=True) as connection:
             row = await self._row(connection, resource_type, resource_id, lock=True)
             self._check_version(row, expected_version)
-            members = await self._checked_members(connection, resource_type, resource)
-            if members is not None:
-                await self._update_members(connection, row, keys, members)
+            if resource_type.id == "Group":
+                current = await self._current_members(connection, resource_id)
+                members = await self._checked_members(connection, resource_type, resource, current)
+                assert members is not None
+                await self._update_members(connection, row, keys, current, members)
             try:
                 await connection.execute(
                     update(table)
@@ -529,8 +531,10 @@ class SqlScimStorage(AsyncScimStorage):
         connection: AsyncConnection,
         resource_type: ResourceType,
         resource: Resource[Any],
+        known: dict[str, str] | None = None,
     ) -> dict[str, str] | None:
-        """{member id: "User"|"Group"} of a group, every id checked to exist."""
+        """{member id: "User"|"Group"} of a group, every new id checked to exist (``known``:
+        the current members, which exist: deletions remove memberships)."""
         if resource_type.id != "Group":
             return None
         entries = getattr(resource, "members", None) or []
@@ -544,18 +548,23 @@ class SqlScimStorage(AsyncScimStorage):
                     detail=f"member {entry.value}: type must be User or Group, not {entry.type!r}"
                 )
             wanted[entry.value] = declared
-        if not wanted:
-            return {}
-        ids = list(wanted)
-        users = set(
-            (await connection.execute(select(USERS.c.id).where(USERS.c.id.in_(ids)))).scalars()
-        )
-        groups = set(
-            (await connection.execute(select(GROUPS.c.id).where(GROUPS.c.id.in_(ids)))).scalars()
-        )
+        known = known or {}
+        new_ids = [member_id for member_id in wanted if member_id not in known]
+        users, groups = set(), set()
+        for ids in chunked(new_ids):
+            users |= set(
+                (await connection.execute(select(USERS.c.id).where(USERS.c.id.in_(ids)))).scalars()
+            )
+            groups |= set(
+                (
+                    await connection.execute(select(GROUPS.c.id).where(GROUPS.c.id.in_(ids)))
+                ).scalars()
+            )
         members: dict[str, str] = {}
         for member_id, declared in wanted.items():
-            found = "User" if member_id in users else "Group" if member_id in groups else None
+            found = known.get(member_id) or (
+                "User" if member_id in users else "Group" if member_id in groups else None
+            )
             if found is None or (declared is not None and declared != found):
                 kind = declared or "User or Group"
                 raise InvalidValueException(
@@ -589,23 +598,21 @@ class SqlScimStorage(AsyncScimStorage):
         except CycleError as error:
             raise InvalidValueException(detail=str(error)) from error
 
+    async def _current_members(self, connection: AsyncConnection, group_id: str) -> dict[str, str]:
+        rows = await connection.execute(
+            select(MEMBERS.c.member_id, MEMBERS.c.member_type).where(MEMBERS.c.group_id == group_id)
+        )
+        return {member_id: member_type for member_id, member_type in rows}
+
     async def _update_members(
         self,
         connection: AsyncConnection,
         row: Any,
         keys: dict[str, Any],
+        current: dict[str, str],
         members: dict[str, str],
     ) -> None:
         """Write the difference only: big groups change by a member or two at a time."""
-        current = dict(
-            (
-                await connection.execute(
-                    select(MEMBERS.c.member_id, MEMBERS.c.member_type).where(
-                        MEMBERS.c.group_id == row.id
-                    )
-                )
-            ).all()
-        )
         removed = current.keys() - members.keys()
         added = {m: t for m, t in members.items() if m not in current}
         renamed = (row.display_name_key, row.external_id) != (
@@ -618,10 +625,10 @@ class SqlScimStorage(AsyncScimStorage):
             )
         else:
             tree = await self.inheritance.tree(connection, lock="share")
-        if removed:
+        for ids in chunked(sorted(removed)):
             await connection.execute(
                 delete(MEMBERS).where(
-                    and_(MEMBERS.c.group_id == row.id, MEMBERS.c.member_id.in_(removed))
+                    and_(MEMBERS.c.group_id == row.id, MEMBERS.c.member_id.in_(ids))
                 )
             )
         await self._insert_members(connection, row.id, added)
@@ -644,6 +651,11 @@ class SqlScimStorage(AsyncScimStorage):
                     for m, t in members.items()
                 ],
             )
+
+
+def chunked(items: list[str], size: int = 500) -> list[list[str]]:
+    """Split long IN lists: SQLite and PostgreSQL cap the parameters of one statement."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _users_in(members: dict[str, str]) -> set[str]:
