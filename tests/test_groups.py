@@ -199,3 +199,13 @@ def test_filter_on_user_groups_sees_inherited_groups(scim: httpx.Client) -> None
     ):
         found = scim.get("/Users", params={"filter": group_filter}).json()
         assert [u["id"] for u in found["Resources"]] == [alice], group_filter
+
+
+def test_re_adding_an_existing_member_keeps_the_version(scim: httpx.Client) -> None:
+    alice = make_user(scim, "alice")
+    java = make_group(scim, "Java", [{"value": alice}])
+    before = scim.get(f"/Groups/{java}").headers["ETag"]
+    response = add_members(scim, java, alice)
+    assert response.status_code == 200
+    assert response.headers["ETag"] == before
+    assert [m["value"] for m in response.json()["members"]] == [alice]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import email_validator
 from scim2_models import (
     AuthenticationScheme,
     Bulk,
     ChangePassword,
+    EnterpriseUser,
     ETag,
     External,
     Filter,
+    Group,
     Pagination,
     Patch,
     Reference,
@@ -17,10 +20,16 @@ from scim2_models import (
     ScimProvider,
     ServiceProviderConfig,
     Sort,
+    User,
 )
-from scim2_models import EnterpriseUser, Group, User
 
 from ..config import Settings
+
+# email-validator (behind scim2-models' Email.value) refuses special-use domains. Corporate
+# directories often mail on `.local` (Active Directory, Okta's own samples use okta.local);
+# such users must be provisioned, so `.local` is accepted. The other reserved names stay refused.
+if "local" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("local")
 
 BEARER = AuthenticationScheme(
     type=AuthenticationScheme.Type.oauthbearertoken,

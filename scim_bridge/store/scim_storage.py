@@ -426,17 +426,22 @@ class SqlScimStorage(AsyncScimStorage):
         async with self._connect(write=True) as connection:
             row = await self._row(connection, resource_type, resource_id, lock=True)
             self._check_version(row, expected_version)
+            data = self._stored_data(resource)
+            current = members = None
             if resource_type.id == "Group":
                 current = await self._current_members(connection, resource_id)
                 members = await self._checked_members(connection, resource_type, resource, current)
-                assert members is not None
+            if data == row.data and members == current:
+                # Nothing changed (e.g. Entra re-sending an add): keep the version and ETag.
+                return await self._reload(connection, resource_type, resource_id)
+            if current is not None and members is not None:
                 await self._update_members(connection, row, keys, current, members)
             try:
                 await connection.execute(
                     update(table)
                     .where(table.c.id == resource_id)
                     .values(
-                        data=self._stored_data(resource),
+                        data=data,
                         version=row.version + 1,
                         last_modified=now(),
                         **keys,
@@ -446,7 +451,7 @@ class SqlScimStorage(AsyncScimStorage):
                 raise self._uniqueness(resource_type, resource) from error
             updated = await self._reload(connection, resource_type, resource_id)
             await self._reindex(connection, resource_type, updated)
-            if resource_type.id == "User" and row.data != self._stored_data(resource):
+            if resource_type.id == "User":
                 await self._touch_groups_of(connection, resource_id)
             return updated
 
