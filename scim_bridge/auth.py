@@ -68,9 +68,10 @@ class TokenStore:
                     )
                 )
         except IntegrityError as error:
+            option = "" if scope == "scim" else f" --scope {scope}"
             raise TokenError(
                 f"a {scope} token named {name!r} exists already; revoke it first "
-                f"(scim-bridge token revoke {name}) or choose another name"
+                f"(scim-bridge token revoke{option} {name}) or choose another name"
             ) from error
         return token
 
@@ -90,7 +91,8 @@ class TokenStore:
             )
         self._cache.clear()
         if result.rowcount == 0:
-            raise TokenError(f"no {scope} token named {name!r}; see scim-bridge token list")
+            option = "" if scope == "scim" else f" --scope {scope}"
+            raise TokenError(f"no {scope} token named {name!r}; see scim-bridge token list{option}")
 
     async def verify(self, token: str, scope: str = "scim") -> Principal | None:
         presented = digest(token)

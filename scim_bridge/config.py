@@ -86,6 +86,12 @@ class Settings(BaseModel):
     hierarchy: HierarchySettings = Field(default_factory=HierarchySettings)
     log_level: str = "info"
 
+    @field_validator("hierarchy", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any) -> Any:
+        # A YAML section whose keys are all commented out reads as null.
+        return {} if value is None else value
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:

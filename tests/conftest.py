@@ -15,7 +15,7 @@ from scim_bridge.config import Settings
 from scim_bridge.store.migrate import upgrade
 from tests.server import LiveServer, create_token, run_server
 
-PG_ADMIN_URL = os.environ.get("SCIM_BRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
 
 

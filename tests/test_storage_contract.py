@@ -19,8 +19,6 @@ from scim_bridge.store.scim_storage import SqlScimStorage
 
 
 class TestSqlStorageContract(AsyncScimStorageContract):
-    supports_root_search = False
-
     @pytest.fixture
     def provider(self) -> ScimProvider:
         return build_provider(Settings())

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..store import journal
 from ..store.db import Database
 from ..store.flatten import fold
 from ..store.tables import EFFECTIVE, GROUPS, HIERARCHY_STATE, MEMBERS, USERS
@@ -242,6 +243,7 @@ class Inheritance:
         if not added and not removed:
             return
         receivers = sorted(tree.graph.receivers(group_id))
+        await journal.record(connection, "group", receivers)
         rows = [{"group_id": g, "user_id": u, "sources": 1} for u in added for g in receivers]
         for start in range(0, len(rows), CHUNK):
             await self._upsert(connection, rows[start : start + CHUNK])
@@ -281,10 +283,10 @@ class Inheritance:
         self, connection: AsyncConnection, deltas: list[tuple[str, str, int]]
     ) -> None:
         """For each (G, X, ±1): add or subtract the direct user members of X to/from G."""
-        touched: set[str] = set()
+        touched = {g for g, _, _ in deltas}
+        await journal.record(connection, "group", touched)
         for start in range(0, len(deltas), CHUNK):
             chunk = deltas[start : start + CHUNK]
-            touched.update(g for g, _, _ in chunk)
             pairs = union_all(
                 *(
                     select(

@@ -8,9 +8,18 @@ with 413 before parsing, ``Content-Type`` defaulting to JSON, the IdP dialect no
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
-from scim2_models import PayloadTooLargeException, ScimProvider, UnauthorizedException
+from scim2_models import (
+    BaseModel,
+    Context,
+    InvalidValueException,
+    PayloadTooLargeException,
+    Resource,
+    ResponseParameters,
+    ScimProvider,
+    UnauthorizedException,
+)
 from scim2_server.applications.asgi import ASGIApplication, Receive, Scope
 from scim2_server.handler import AsyncScimHandler
 from scim2_server.requests import ScimRequest
@@ -24,6 +33,42 @@ from .dialects import normalize_request
 
 WRITES = {Operation.create, Operation.replace, Operation.patch, Operation.delete, Operation.bulk}
 log = logging.getLogger("scim_bridge.scim")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class BridgeService(ScimService):
+    """scim2-server's service, answering PATCH with 200 and the resource, and requiring `schemas`.
+
+    RFC 7644 §3.5.2 allows 204, but Entra and Okta expect the resource back.
+    """
+
+    def read_body(
+        self, model: type[ModelT], body: bytes, content_type: str | None, scim_ctx: Context
+    ) -> ModelT:
+        """Validate a request body; its ``schemas`` is required (RFC 7643 §3, RFC 7644 §3.5.2).
+
+        scim2-models accepts a body that omits ``schemas``; a request must still name its schema.
+        """
+        message = super().read_body(model, body, content_type, scim_ctx)
+        if not getattr(message, "schemas", None):
+            expected = getattr(model, "__schema__", None)
+            fix = f": it must list {expected}" if expected else ""
+            raise InvalidValueException(
+                detail=f"Field 'schemas' is required but value is missing, null or empty{fix}"
+            )
+        return message
+
+    def patch_response(
+        self,
+        base_url: str,
+        resource: Resource[Any],
+        response_parameters: ResponseParameters[Any],
+    ) -> ScimResponse:
+        return self.resource_response(
+            self.publish(base_url, resource),
+            Context.RESOURCE_REPLACEMENT_RESPONSE,
+            response_parameters,
+        )
 
 
 class BridgeHandler(AsyncScimHandler):
@@ -46,7 +91,7 @@ class ScimApplication(ASGIApplication):
         max_body_bytes: int,
         public_url: str | None = None,
     ):
-        super().__init__(storage, provider, ScimService(provider))
+        super().__init__(storage, provider, BridgeService(provider))
         self.handler = BridgeHandler(self.service, storage)
         self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
@@ -60,7 +105,9 @@ class ScimApplication(ASGIApplication):
 
     async def read_request(self, scope: Scope, receive: Receive) -> ScimRequest:
         """Read at most ``max_body_bytes``; a larger body is refused before it is parsed."""
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+        ]
         request = ScimRequest(
             method=scope["method"],
             base_url=self.get_base_url(scope),
@@ -69,7 +116,9 @@ class ScimApplication(ASGIApplication):
             headers=headers,
         )
         declared = request.header("Content-Length")
-        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        too_large = (
+            declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
+        )
         body = b""
         more_body = True
         while more_body:
@@ -81,8 +130,12 @@ class ScimApplication(ASGIApplication):
         request.body = b"" if too_large else body
         request.subject = _TooLarge() if too_large else None
         if body and not request.header("Content-Type"):
-            # Some clients send JSON without a Content-Type; SCIM only speaks JSON.
-            request.headers = [*headers, ("Content-Type", "application/scim+json")]
+            # Some clients send JSON without a Content-Type (or an empty one); SCIM only speaks
+            # JSON. An empty header is replaced, not joined to the default (", application/…").
+            request.headers = [
+                *((name, value) for name, value in headers if name.lower() != "content-type"),
+                ("Content-Type", "application/scim+json"),
+            ]
         return request
 
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:

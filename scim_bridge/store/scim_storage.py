@@ -31,11 +31,27 @@ from scim2_models import (
     UniquenessException,
 )
 from scim2_server.storage import AsyncScimStorage, SearchPage
-from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..hierarchy.engine import CycleError, GroupInfo, Inheritance, Tree
+from . import journal
 from .db import Database
 from .filters import filter_condition
 from .flatten import SORT_PREFIX, attribute_key, extension_of, flatten, fold
@@ -190,8 +206,14 @@ class SqlScimStorage(AsyncScimStorage):
     async def _members_of(
         self, connection: AsyncConnection, group_ids: list[str]
     ) -> dict[str, list[dict[str, Any]]]:
+        """Members with their ``display``: as the client sent it (immutable, RFC 7643 §2.4),
+        else the member's current name."""
         users = (
-            select(MEMBERS.c.group_id, MEMBERS.c.member_id, MEMBERS.c.member_type, USERS.c.data)
+            select(
+                MEMBERS.c.group_id,
+                MEMBERS.c.member_id,
+                func.coalesce(MEMBERS.c.display, USERS.c.display_name, USERS.c.user_name),
+            )
             .join(USERS, USERS.c.id == MEMBERS.c.member_id)
             .where(MEMBERS.c.group_id.in_(group_ids), MEMBERS.c.member_type == "User")
         )
@@ -199,33 +221,22 @@ class SqlScimStorage(AsyncScimStorage):
             select(
                 MEMBERS.c.group_id,
                 MEMBERS.c.member_id,
-                MEMBERS.c.member_type,
-                GROUPS.c.display_name,
+                func.coalesce(MEMBERS.c.display, GROUPS.c.display_name),
             )
             .join(GROUPS, GROUPS.c.id == MEMBERS.c.member_id)
             .where(MEMBERS.c.group_id.in_(group_ids), MEMBERS.c.member_type == "Group")
         )
         result: dict[str, list[dict[str, Any]]] = {gid: [] for gid in group_ids}
-        for group_id, member_id, _, data in await connection.execute(users):
-            stored = json.loads(data)
-            display = stored.get("displayName") or stored.get("userName")
-            result[group_id].append(
-                {
-                    "value": member_id,
-                    "type": "User",
-                    "display": display,
-                    "$ref": f"Users/{member_id}",
-                }
-            )
-        for group_id, member_id, _, display in await connection.execute(groups):
-            result[group_id].append(
-                {
-                    "value": member_id,
-                    "type": "Group",
-                    "display": display,
-                    "$ref": f"Groups/{member_id}",
-                }
-            )
+        for kind, query in (("User", users), ("Group", groups)):
+            for group_id, member_id, display in await connection.execute(query):
+                result[group_id].append(
+                    {
+                        "value": member_id,
+                        "type": kind,
+                        "display": display,
+                        "$ref": f"{kind}s/{member_id}",
+                    }
+                )
         for members in result.values():
             members.sort(key=lambda m: (m["type"], m["value"]))
         return result
@@ -267,11 +278,48 @@ class SqlScimStorage(AsyncScimStorage):
         *,
         position: Any = None,
     ) -> SearchPage:
-        if len(resource_types) != 1:
-            from scim2_models import NotImplementedException
+        """One page of the matching resources: filtered, sorted and paged by the database.
+        Several resource types (a search at the root) are searched as one collection."""
+        ranked = [self._ranked(rt, search_request) for rt in resource_types]
+        start = max((search_request.start_index or 1) - 1, 0)
+        count = search_request.count
+        descending = search_request.sort_order == SearchRequest.SortOrder.descending
+        async with self._connect(write=False) as connection:
+            total = 0
+            for matching in ranked:
+                counted = select(func.count()).select_from(matching.subquery())
+                total += (await connection.execute(counted)).scalar_one()
+            page: list[Any] = []
+            if count is None or count > 0:
+                keys = (ranked[0] if len(ranked) == 1 else union_all(*ranked)).subquery()
+                query: Select[Any] = select(keys.c.resource_type, keys.c.id).order_by(
+                    *_order(keys, descending)
+                )
+                query = query.offset(start) if count is None else query.offset(start).limit(count)
+                page = list((await connection.execute(query)).all())
+            parameters: ResponseParameters[Any] | None = (
+                ResponseParameters(
+                    attributes=search_request.attributes,
+                    excluded_attributes=search_request.excluded_attributes,
+                )
+                if (search_request.attributes or search_request.excluded_attributes)
+                else None
+            )
+            found: dict[tuple[str, str], Resource[Any]] = {}
+            for resource_type in resource_types:
+                ids = [rid for kind, rid in page if kind == resource_type.id]
+                if not ids:
+                    continue
+                table = self._table(resource_type)
+                rows = (await connection.execute(select(table).where(table.c.id.in_(ids)))).all()
+                built = await self._build(connection, resource_type, rows, parameters)
+                found.update({(str(resource_type.id), str(r.id)): r for r in built})
+        return SearchPage(total=total, resources=[found[(kind, rid)] for kind, rid in page])
 
-            raise NotImplementedException(detail="Search at the server root is not supported")
-        resource_type = resource_types[0]
+    def _ranked(
+        self, resource_type: ResourceType, search_request: SearchRequest[Any]
+    ) -> Select[Any]:
+        """The matching resources of one type, with what they sort by."""
         table = self._table(resource_type)
         model = self.models[resource_type.id]
         conditions: list[ColumnElement[bool]] = []
@@ -284,73 +332,39 @@ class SqlScimStorage(AsyncScimStorage):
                 )
             except (TypeError, ValueError) as error:
                 raise InvalidFilterException(detail=str(error)) from error
-        order = self._order_by(resource_type, table, model, search_request)
-        start = max((search_request.start_index or 1) - 1, 0)
-        count = search_request.count
-        async with self._connect(write=False) as connection:
-            total = (
-                await connection.execute(select(func.count()).select_from(table).where(*conditions))
-            ).scalar_one()
-            rows: Sequence[Any] = []
-            if count is None or count > 0:
-                query = select(table).where(*conditions).order_by(*order).offset(start)
-                if count is not None:
-                    query = query.limit(count)
-                rows = (await connection.execute(query)).all()
-            parameters: ResponseParameters[Any] | None = (
-                ResponseParameters(
-                    attributes=search_request.attributes,
-                    excluded_attributes=search_request.excluded_attributes,
-                )
-                if (search_request.attributes or search_request.excluded_attributes)
-                else None
-            )
-            resources = await self._build(connection, resource_type, rows, parameters)
-        return SearchPage(total=total, resources=resources)
+        text, number = self._sort_values(table, model, search_request)
+        return select(
+            literal(resource_type.id, String).label("resource_type"),
+            table.c.id.label("id"),
+            table.c.created.label("created"),
+            text.label("sort_text"),
+            number.label("sort_number"),
+        ).where(*conditions)
 
-    def _order_by(
-        self,
-        resource_type: ResourceType,
-        table: Table,
-        model: type[Resource[Any]],
-        search_request: SearchRequest[Any],
-    ) -> list[Any]:
-        stable = [table.c.created.asc(), table.c.id.asc()]
+    def _sort_values(
+        self, table: Table, model: type[Resource[Any]], search_request: SearchRequest[Any]
+    ) -> tuple[Any, Any]:
+        """(text, number) a resource sorts by (RFC 7644 §3.4.2.3); NULLs when it has none."""
+        nothing = (null().cast(String), null().cast(Float))
         if search_request.sort_by is None:
-            return stable
+            return nothing
         binding = search_request.sort_binding(model)
         if binding is None:
-            return stable
+            return nothing
         if binding.field_name == "id" and not extension_of(binding.model):
-            value: Any = table.c.id
-        else:
-            sub = binding.sub_field_name
-            complex_entries = hasattr(binding.field_type, "model_fields")
-            if binding.is_multivalued and sub is None and complex_entries:
-                sub = "value"  # RFC 7644 §3.4.2.3: a complex attribute sorts on its value
-            key = attribute_key(extension_of(binding.model), binding.field_name, sub)
-            if binding.is_multivalued:
-                key = SORT_PREFIX + key
-            index = INDEX.alias()
-            value = (
-                select(func.coalesce(index.c.text, func.cast(index.c.number, INDEX.c.text.type)))
-                .where(index.c.resource_id == table.c.id, index.c.path == key)
-                .limit(1)
-                .scalar_subquery()
-            )
-            number = (
-                select(index.c.number)
-                .where(index.c.resource_id == table.c.id, index.c.path == key)
-                .limit(1)
-                .scalar_subquery()
-            )
-            value = (value, number)
-        descending = search_request.sort_order == SearchRequest.SortOrder.descending
-        values = value if isinstance(value, tuple) else (value,)
-        missing = values[0].is_(None)
-        if descending:
-            return [missing.desc(), *(v.desc() for v in values), *stable]
-        return [missing.asc(), *(v.asc() for v in values), *stable]
+            return table.c.id, null().cast(Float)
+        sub = binding.sub_field_name
+        complex_entries = hasattr(binding.field_type, "model_fields")
+        if binding.is_multivalued and sub is None and complex_entries:
+            sub = "value"  # a complex multi-valued attribute sorts on its value
+        key = attribute_key(extension_of(binding.model), binding.field_name, sub)
+        if binding.is_multivalued:
+            key = SORT_PREFIX + key  # the primary entry, else the first (see flatten.py)
+        index = INDEX.alias()
+        where = (index.c.resource_id == table.c.id, index.c.path == key)
+        text = select(index.c.text).where(*where).limit(1).scalar_subquery()
+        number = select(index.c.number).where(*where).limit(1).scalar_subquery()
+        return text, number
 
     # -- writing ------------------------------------------------------------------
 
@@ -367,6 +381,7 @@ class SqlScimStorage(AsyncScimStorage):
             return {
                 "user_name": user_name,
                 "user_name_key": fold(user_name, False),
+                "display_name": getattr(resource, "display_name", None),
                 "external_id": external_id,
                 "active": resource.active is not False,  # type: ignore[attr-defined]
             }
@@ -405,12 +420,13 @@ class SqlScimStorage(AsyncScimStorage):
             except IntegrityError as error:
                 raise self._uniqueness(resource_type, resource) from error
             if members and tree is not None:
-                await self._insert_members(connection, resource_id, members)
+                await self._insert_members(connection, resource_id, members, _displays(resource))
                 await self.inheritance.members_changed(
                     connection, tree, resource_id, added=_users_in(members)
                 )
             created = await self._reload(connection, resource_type, resource_id)
             await self._reindex(connection, resource_type, created)
+            await journal.record(connection, _kind(resource_type), [resource_id])
             return created
 
     async def update(
@@ -435,7 +451,9 @@ class SqlScimStorage(AsyncScimStorage):
                 # Nothing changed (e.g. Entra re-sending an add): keep the version and ETag.
                 return await self._reload(connection, resource_type, resource_id)
             if current is not None and members is not None:
-                await self._update_members(connection, row, keys, current, members)
+                await self._update_members(
+                    connection, row, keys, current, members, _displays(resource)
+                )
             try:
                 await connection.execute(
                     update(table)
@@ -451,6 +469,8 @@ class SqlScimStorage(AsyncScimStorage):
                 raise self._uniqueness(resource_type, resource) from error
             updated = await self._reload(connection, resource_type, resource_id)
             await self._reindex(connection, resource_type, updated)
+            if data != row.data:
+                await journal.record(connection, _kind(resource_type), [resource_id])
             if resource_type.id == "User":
                 await self._touch_groups_of(connection, resource_id)
             return updated
@@ -472,7 +492,12 @@ class SqlScimStorage(AsyncScimStorage):
                 await connection.execute(delete(MEMBERS).where(MEMBERS.c.group_id == resource_id))
             else:
                 await self.inheritance.tree(connection, lock="share")
+                groups = await connection.execute(
+                    select(EFFECTIVE.c.group_id).where(EFFECTIVE.c.user_id == resource_id)
+                )
+                await journal.record(connection, "group", groups.scalars())
                 await self.inheritance.user_deleted(connection, resource_id)
+            await journal.record(connection, _kind(resource_type), [resource_id])
             await self._touch_groups_of(connection, resource_id)
             await connection.execute(delete(MEMBERS).where(MEMBERS.c.member_id == resource_id))
             await connection.execute(delete(INDEX).where(INDEX.c.resource_id == resource_id))
@@ -616,6 +641,7 @@ class SqlScimStorage(AsyncScimStorage):
         keys: dict[str, Any],
         current: dict[str, str],
         members: dict[str, str],
+        displays: dict[str, str],
     ) -> None:
         """Write the difference only: big groups change by a member or two at a time."""
         removed = current.keys() - members.keys()
@@ -636,7 +662,7 @@ class SqlScimStorage(AsyncScimStorage):
                     and_(MEMBERS.c.group_id == row.id, MEMBERS.c.member_id.in_(ids))
                 )
             )
-        await self._insert_members(connection, row.id, added)
+        await self._insert_members(connection, row.id, added, displays)
         await self.inheritance.members_changed(
             connection,
             tree,
@@ -646,16 +672,44 @@ class SqlScimStorage(AsyncScimStorage):
         )
 
     async def _insert_members(
-        self, connection: AsyncConnection, group_id: str, members: dict[str, str]
+        self,
+        connection: AsyncConnection,
+        group_id: str,
+        members: dict[str, str],
+        displays: dict[str, str],
     ) -> None:
         if members:
             await connection.execute(
                 insert(MEMBERS),
                 [
-                    {"group_id": group_id, "member_id": m, "member_type": t}
+                    {
+                        "group_id": group_id,
+                        "member_id": m,
+                        "member_type": t,
+                        "display": displays.get(m),
+                    }
                     for m, t in members.items()
                 ],
             )
+
+
+def _order(keys: Any, descending: bool) -> list[Any]:
+    """Missing values last when ascending and first when descending, as RFC 7644 §3.4.2.3
+    says; equal values keep the stable order (creation, then id) either way."""
+    missing = and_(keys.c.sort_text.is_(None), keys.c.sort_number.is_(None))
+    values = [missing, keys.c.sort_text, keys.c.sort_number]
+    ordered = [v.desc() for v in values] if descending else [v.asc() for v in values]
+    return [*ordered, keys.c.created.asc(), keys.c.id.asc()]
+
+
+def _displays(resource: Resource[Any]) -> dict[str, str]:
+    """The ``display`` a client gave each member, where it gave one."""
+    entries = getattr(resource, "members", None) or []
+    return {e.value: e.display for e in entries if e.value and e.display}
+
+
+def _kind(resource_type: ResourceType) -> str:
+    return "user" if resource_type.id == "User" else "group"
 
 
 def chunked(items: list[str], size: int = 500) -> list[list[str]]:

@@ -30,6 +30,7 @@ class ScimUser(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     user_name: str = Field(max_length=512)
     user_name_key: str = Field(sa_type=C_COLLATION, unique=True, max_length=512)
+    display_name: str | None = Field(default=None, max_length=512)
     external_id: str | None = Field(default=None, max_length=512, index=True)
     active: bool = True
     data: str = Field(sa_type=Text)
@@ -60,6 +61,7 @@ class GroupMember(SQLModel, table=True):
     group_id: str = Field(primary_key=True, foreign_key="scim_group.id", ondelete="CASCADE")
     member_id: str = Field(primary_key=True, max_length=36)
     member_type: str = Field(max_length=5)  # "User" or "Group"
+    display: str | None = Field(default=None, max_length=512)  # as the client sent it
 
 
 class AttributeIndex(SQLModel, table=True):
@@ -135,6 +137,21 @@ class HierarchyState(SQLModel, table=True):
     naming_delimiter: str | None = Field(default=None, max_length=16)
 
 
+class SyncChange(SQLModel, table=True):
+    """The change journal: what a SCIM write changed, committed with it, until synced to Coder.
+
+    ``kind`` is "group" (its effective members, name or existence changed) or "user" (its
+    active flag, e-mail or userName changed: every group it is in, and its Coder account).
+    """
+
+    __tablename__ = "sync_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=8)
+    ref_id: str = Field(max_length=36)
+    created: datetime = Field(sa_column=_utc())
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table of a SQLModel table class (queries here use Core)."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
@@ -147,3 +164,4 @@ INDEX = table_of(AttributeIndex)
 TOKENS = table_of(ApiToken)
 EFFECTIVE = table_of(EffectiveMember)
 HIERARCHY_STATE = table_of(HierarchyState)
+SYNC_CHANGES = table_of(SyncChange)
