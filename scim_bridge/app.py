@@ -1,4 +1,5 @@
-"""The Starlette application: SCIM routes, health, and the lifespan that opens the database."""
+"""The Starlette application: SCIM routes, the admin API, health, and the lifespan that opens
+the database."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from .admin.routes import AdminApi
 from .auth import Authenticator, JwtValidator, TokenStore
 from .config import Settings
 from .hierarchy.engine import Inheritance
@@ -61,7 +63,9 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
     storage = SqlScimStorage(database, provider, inheritance)
     if jwt is None and settings.jwt is not None:
         jwt = JwtValidator(settings.jwt)
-    authenticator = Authenticator(TokenStore(database), jwt)
+    tokens = TokenStore(database)
+    authenticator = Authenticator(tokens, jwt)  # SCIM: "scim" tokens and JWTs only
+    admin = AdminApi(settings, database, hierarchy, tokens)  # "admin" tokens only
     scim = ScimApplication(
         storage,
         provider,
@@ -78,7 +82,9 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
         await ensure_schema(database)
         await hierarchy.start()
         reload_on_sighup(hierarchy)
-        log.info("scim-bridge ready: SCIM at /scim/v2 (%s)", database.dialect)
+        log.info(
+            "scim-bridge ready: SCIM at /scim/v2, admin API at /admin/api (%s)", database.dialect
+        )
         try:
             yield
         finally:
@@ -86,7 +92,11 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
             await database.dispose()
 
     app = Starlette(
-        routes=[Route("/healthz", health), Mount("/scim", app=cast(ASGIApp, scim))],
+        routes=[
+            Route("/healthz", health),
+            Mount("/scim", app=cast(ASGIApp, scim)),
+            Mount("/admin/api", app=admin.app()),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -11,13 +11,20 @@ import hashlib
 import hmac
 import secrets
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from authlib.jose import JsonWebKey, JsonWebToken
-from authlib.jose.errors import JoseError
+from authlib.deprecate import AuthlibDeprecationWarning
+
+with warnings.catch_warnings():
+    # authlib 1.x announces that authlib.jose moves to joserfc in 2.0; it works until then
+    # (pinned below 2 in pyproject.toml) and the warning would only reach operators.
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.jose import JsonWebKey, JsonWebToken
+    from authlib.jose.errors import JoseError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -39,6 +46,11 @@ class Principal:
 
     name: str
     kind: str  # "token" or "jwt"
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def digest(token: str) -> str:
@@ -82,7 +94,14 @@ class TokenStore:
                 .where(TOKENS.c.scope == scope)
                 .order_by(TOKENS.c.name)
             )
-            return [dict(row._mapping) for row in rows]
+            return [
+                {
+                    "name": row.name,
+                    "created": _utc(row.created),
+                    "last_used": _utc(row.last_used) if row.last_used else None,
+                }
+                for row in rows
+            ]
 
     async def revoke(self, name: str, scope: str = "scim") -> None:
         async with self.database.transaction(write=True) as connection:

@@ -1,13 +1,23 @@
-"""The `scim-bridge` command: serve, db upgrade, token create/list/revoke."""
+"""The `scim-bridge` command: serve, db upgrade, token create/list/revoke, tree, explain,
+hierarchy check."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
-from .config import ConfigError, Settings, load_settings
+from .config import DEFAULT_DATABASE_URL, ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from .hierarchy.service import HierarchyService
+    from .hierarchy.spec import HierarchySpec
+
+T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -53,9 +63,13 @@ async def _with_tokens(settings: Settings, action: str, args: argparse.Namespace
         if action == "create":
             token = await tokens.create(args.name, args.scope)
             print(token)
+            use = (
+                "Send it as `Authorization: Bearer <token>` to /admin/api (docs/admin.md)."
+                if args.scope == "admin"
+                else "Give it to the IdP as its bearer token."
+            )
             print(
-                f"token {args.name!r} ({args.scope}) created; it is shown only once. "
-                "Give it to the IdP as its bearer token.",
+                f"token {args.name!r} ({args.scope}) created; it is shown only once. {use}",
                 file=sys.stderr,
             )
         elif action == "list":
@@ -72,6 +86,115 @@ async def _with_tokens(settings: Settings, action: str, args: argparse.Namespace
 
 def _tokens(args: argparse.Namespace) -> int:
     return asyncio.run(_with_tokens(_settings(args), args.token_action, args))
+
+
+async def _with_hierarchy(
+    settings: Settings, read: Callable[[HierarchyService], Awaitable[T]]
+) -> T:
+    """Open the configured database (SQLite migrates itself, as for `token`) and read."""
+    from .hierarchy.engine import Inheritance
+    from .hierarchy.service import HierarchyService
+    from .store.db import Database
+    from .store.migrate import ensure_schema
+
+    database = Database(settings.database_url)
+    try:
+        await ensure_schema(database)
+        return await read(HierarchyService(database, Inheritance(database), settings.hierarchy))
+    finally:
+        await database.dispose()
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _tree(args: argparse.Namespace) -> int:
+    from .admin.render import render_tree
+
+    view = asyncio.run(_with_hierarchy(_settings(args), lambda h: h.tree_view()))
+    if args.json:
+        _print_json(view)
+    else:
+        print(render_tree(view))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .admin.render import render_explain
+
+    view = asyncio.run(
+        _with_hierarchy(_settings(args), lambda h: h.user_view(args.user, args.group))
+    )
+    if args.json:
+        _print_json(view)
+    else:
+        print(render_explain(view, args.group))
+    return 0
+
+
+def _database_configured(settings: Settings) -> bool:
+    """A database was named (file or environment), or the default SQLite file exists."""
+    if "database_url" in settings.model_fields_set:
+        return True
+    return Path(DEFAULT_DATABASE_URL.removeprefix("sqlite:///")).is_file()
+
+
+def _missing_sqlite_file(database_url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return None if Path(str(url.database)).is_file() else str(url.database)
+
+
+async def _check_with_database(settings: Settings, spec: HierarchySpec) -> list[str]:
+    from .admin.check import check_against_database
+    from .store.db import Database
+    from .store.migrate import ensure_schema
+
+    database = Database(settings.database_url)
+    try:
+        await ensure_schema(database)
+        report = await check_against_database(database, spec, settings.hierarchy.naming_delimiter)
+    finally:
+        await database.dispose()
+    for note in report.notes:
+        print(note)
+    return report.problems
+
+
+def _hierarchy_check(args: argparse.Namespace) -> int:
+    from .admin.check import summarize
+    from .hierarchy.spec import HierarchyError, load_spec
+
+    try:
+        spec = load_spec(args.file)
+    except HierarchyError as error:
+        print(f"scim-bridge: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.file} is valid on its own: {summarize(spec)}")
+    if args.no_database:
+        return 0
+    settings = _settings(args)
+    missing = _missing_sqlite_file(settings.database_url)
+    if not _database_configured(settings):
+        print(
+            "no database configured (database_url unset, no ./scim-bridge.db): checked the file "
+            "alone, not against the provisioned groups"
+        )
+        return 0
+    if missing is not None:
+        print(
+            f"database file {missing} does not exist: checked the file alone, not against the "
+            "provisioned groups"
+        )
+        return 0
+    problems = asyncio.run(_check_with_database(settings, spec))
+    for problem in problems:
+        print(f"scim-bridge: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=_db_upgrade
     )
 
-    token = commands.add_parser("token", help="bearer tokens for SCIM clients")
+    token = commands.add_parser(
+        "token", help="bearer tokens for SCIM clients (IdPs) and for the admin API"
+    )
     token_commands = token.add_subparsers(dest="token_action", required=True)
     create = token_commands.add_parser("create", help="create a token (printed once)")
     create.add_argument("--name", required=True, help="who the token is for, e.g. okta")
@@ -107,9 +232,44 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("name")
     for sub in (create, listing, revoke):
         sub.add_argument(
-            "--scope", default="scim", choices=["scim", "admin"], help=argparse.SUPPRESS
+            "--scope",
+            default="scim",
+            choices=["scim", "admin"],
+            help="scim (the default): for an IdP, on /scim/v2; admin: for the admin API on "
+            "/admin/api (docs/admin.md). Neither works on the other's routes",
         )
         sub.set_defaults(func=_tokens)
+
+    tree = commands.add_parser(
+        "tree", help="print the group tree with member counts and where each edge comes from"
+    )
+    tree.add_argument("--json", action="store_true", help="print the tree as JSON")
+    tree.set_defaults(func=_tree)
+
+    explain = commands.add_parser(
+        "explain", help="why a user is in each group: direct, via subgroups, or by cascade"
+    )
+    explain.add_argument("user", metavar="USER", help="id, userName or externalId")
+    explain.add_argument(
+        "group", metavar="GROUP", nargs="?", help="only this group (id, displayName or externalId)"
+    )
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    explain.set_defaults(func=_explain)
+
+    hierarchy = commands.add_parser("hierarchy", help="the hierarchy file")
+    hierarchy_commands = hierarchy.add_subparsers(dest="hierarchy_action", required=True)
+    check = hierarchy_commands.add_parser(
+        "check",
+        help="validate a hierarchy file, and check it against the provisioned groups "
+        "(cycles, groups not provisioned yet) without applying it",
+    )
+    check.add_argument("file", metavar="FILE", help="the hierarchy file (YAML)")
+    check.add_argument(
+        "--no-database",
+        action="store_true",
+        help="check the file alone, even when a database is configured",
+    )
+    check.set_defaults(func=_hierarchy_check)
     return parser
 
 
@@ -122,10 +282,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scim-bridge: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # errors users can act on carry their own message
-        from .auth import TokenError
+        from sqlalchemy.exc import OperationalError
+
+        from .hierarchy.service import NotFound
+        from .hierarchy.spec import HierarchyError
         from .store.migrate import SchemaError
 
-        if isinstance(error, TokenError | SchemaError):
+        if isinstance(error, SchemaError | HierarchyError | NotFound):
+            print(f"scim-bridge: {error}", file=sys.stderr)
+            return 1
+        if isinstance(error, OperationalError):
+            print(
+                f"scim-bridge: cannot use the database: {str(error.orig).strip()}\n"
+                "check database_url (or SCIM_BRIDGE_DATABASE_URL) and that the database is up",
+                file=sys.stderr,
+            )
+            return 1
+        from .auth import TokenError  # only now: authlib is slow to import and warns
+
+        if isinstance(error, TokenError):
             print(f"scim-bridge: {error}", file=sys.stderr)
             return 1
         raise

@@ -22,7 +22,12 @@ log = logging.getLogger("scim_bridge.hierarchy")
 
 
 class NotFound(LookupError):
-    """No user or group by that id or name."""
+    """No user or group by that id or name; ``kind`` is "user" or "group", ``ref`` the name."""
+
+    def __init__(self, message: str, kind: str = "resource", ref: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.ref = ref
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ class HierarchyService:
             )
         ).first()
         if row is None:
-            raise NotFound(f"no group with id, displayName or externalId {ref!r}")
+            raise NotFound(f"no group with id, displayName or externalId {ref!r}", "group", ref)
         return row
 
     async def find_user(self, connection: AsyncConnection, ref: str) -> Any:
@@ -149,7 +154,7 @@ class HierarchyService:
             )
         ).first()
         if row is None:
-            raise NotFound(f"no user with id, userName or externalId {ref!r}")
+            raise NotFound(f"no user with id, userName or externalId {ref!r}", "user", ref)
         return row
 
     async def _direct_groups(
@@ -179,9 +184,12 @@ class HierarchyService:
             group = await self.find_group(connection, ref)
             direct_rows = (
                 await connection.execute(
-                    select(MEMBERS.c.member_id, MEMBERS.c.member_type).where(
-                        MEMBERS.c.group_id == group.id
+                    select(MEMBERS.c.member_id, MEMBERS.c.member_type, USERS.c.user_name)
+                    .outerjoin(
+                        USERS,
+                        (USERS.c.id == MEMBERS.c.member_id) & (MEMBERS.c.member_type == "User"),
                     )
+                    .where(MEMBERS.c.group_id == group.id)
                 )
             ).all()
             effective_query = (
@@ -220,10 +228,13 @@ class HierarchyService:
                 {"id": p, "displayName": names.get(p, p)}
                 for p in sorted(tree.graph.parents.get(group.id, ()))
             ],
-            "directMembers": [
-                {"id": m, "type": t, "display": names.get(m) if t == "Group" else None}
-                for m, t in sorted(direct_rows, key=lambda r: (r[1], r[0]))
-            ],
+            "directMembers": sorted(
+                (
+                    {"id": m, "type": t, "display": names.get(m) if t == "Group" else user_name}
+                    for m, t, user_name in direct_rows
+                ),
+                key=lambda m: (m["type"], (m["display"] or "").lower(), m["id"]),
+            ),
             "effectiveMembers": {
                 "totalResults": total,
                 "startIndex": offset + 1,
@@ -261,6 +272,6 @@ class HierarchyService:
         if not user.active:
             view["note"] = (
                 "deactivated: no effective memberships; its stored memberships are kept "
-                f"({len(groups)} groups when re-activated)"
+                f"({len(groups)} group{'' if len(groups) == 1 else 's'} when re-activated)"
             )
         return view
