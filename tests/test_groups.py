@@ -209,3 +209,25 @@ def test_re_adding_an_existing_member_keeps_the_version(scim: httpx.Client) -> N
     assert response.status_code == 200
     assert response.headers["ETag"] == before
     assert [m["value"] for m in response.json()["members"]] == [alice]
+
+
+def test_member_given_only_by_ref_is_resolved(scim: httpx.Client) -> None:
+    java = make_group(scim, "Java")
+    engineering = make_group(scim, "Engineering", [{"$ref": f"{scim.base_url}/Groups/{java}"}])
+    members = scim.get(f"/Groups/{engineering}").json()["members"]
+    assert [(m["value"], m["type"]) for m in members] == [(java, "Group")]
+
+
+def test_member_whose_ref_contradicts_its_value_is_refused(scim: httpx.Client) -> None:
+    alice = make_user(scim, "alice")
+    java = make_group(scim, "Java")
+    response = scim.post(
+        "/Groups",
+        json={
+            "schemas": [GROUP],
+            "displayName": "Engineering",
+            "members": [{"value": alice, "$ref": f"{scim.base_url}/Groups/{java}"}],
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["scimType"] == "invalidValue"

@@ -53,15 +53,22 @@ class HierarchyService:
                 connection, spec, self.settings.naming_delimiter, self.settings.file
             )
 
+    def _sources(self) -> str:
+        """The configured sources of the tree, as a message names them."""
+        parts = []
+        if self.settings.file:
+            parts.append(f"hierarchy file {self.settings.file}")
+        if self.settings.naming_delimiter:
+            parts.append(f"naming rule (naming_delimiter {self.settings.naming_delimiter!r})")
+        return " and ".join(parts) or "hierarchy configuration"
+
     async def start(self) -> None:
         """At start-up: a bad file stops the start, with every problem spelled out."""
         spec = self.read_file()
         try:
             await self.apply(spec)
         except CycleError as error:
-            raise HierarchyError(
-                f"hierarchy file {self.settings.file} rejected: {error}"
-            ) from error
+            raise HierarchyError(f"{self._sources()} rejected: {error}") from error
 
     async def reload(self) -> ReloadOutcome:
         """On SIGHUP or POST /admin/api/hierarchy/reload: apply the file again, or keep the
@@ -69,7 +76,7 @@ class HierarchyService:
         try:
             tree = await self.apply(self.read_file())
         except (HierarchyError, CycleError) as error:
-            message = f"hierarchy file {self.settings.file} rejected, previous tree kept: {error}"
+            message = f"{self._sources()} rejected, previous tree kept: {error}"
             log.error(message)
             return ReloadOutcome(False, message)
         message = f"hierarchy in force ({len(tree.graph.edges)} edges, version {tree.version})"
@@ -172,10 +179,13 @@ class HierarchyService:
 
     @staticmethod
     def _reasons(reason_list: list[Reason], names: dict[str, str]) -> list[dict[str, Any]]:
-        return [
+        """Reasons in a stable order: direct, then via (by the names on the path), then cascade."""
+        order = {"direct": 0, "via": 1, "cascade": 2}
+        spelled = [
             {"kind": r.kind, "path": [names.get(g, g) for g in r.path], "text": r.describe(names)}
             for r in reason_list
         ]
+        return sorted(spelled, key=lambda r: (order[r["kind"]], [p.lower() for p in r["path"]]))
 
     async def group_view(self, ref: str, offset: int = 0, limit: int = 100) -> dict[str, Any]:
         """A group's direct members, and a page of its effective members with reasons."""

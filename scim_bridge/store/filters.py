@@ -52,7 +52,7 @@ from sqlalchemy import (
 )
 
 from .flatten import attribute_key, extension_of, fold, format_datetime, scalar
-from .tables import EFFECTIVE, GROUPS, INDEX, MEMBERS
+from .tables import EFFECTIVE, GROUPS, INDEX, MEMBERS, USERS
 
 ORDERING = {
     CompareOperator.gt: "__gt__",
@@ -133,7 +133,7 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         return Rows(source, ())
 
     def _group_rows(self, sub: str | None) -> Rows | None:
-        """User.groups: every group the user is effectively in (direct or indirect)."""
+        """User.groups: the groups the user is directly in, and those it inherits while active."""
         is_direct = (
             select(MEMBERS.c.group_id)
             .where(
@@ -160,6 +160,8 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
                 null().label("number"),
             )
             .join(GROUPS, GROUPS.c.id == EFFECTIVE.c.group_id)
+            .join(USERS, USERS.c.id == EFFECTIVE.c.user_id)
+            .where(or_(USERS.c.active.is_(True), is_direct))
             .subquery()
         )
         return Rows(source, ())

@@ -245,7 +245,7 @@ class SqlScimStorage(AsyncScimStorage):
         self, connection: AsyncConnection, user_ids: list[str]
     ) -> dict[str, list[dict[str, Any]]]:
         """Each user's groups: "direct" ones, and "indirect" ones it inherits through the tree
-        (hierarchy/engine.py keeps them in effective_member)."""
+        (hierarchy/engine.py keeps them in effective_member) while it is active."""
         direct = {
             (user_id, group_id)
             for user_id, group_id in await connection.execute(
@@ -255,13 +255,16 @@ class SqlScimStorage(AsyncScimStorage):
             )
         }
         rows = await connection.execute(
-            select(EFFECTIVE.c.user_id, EFFECTIVE.c.group_id, GROUPS.c.display_name)
+            select(EFFECTIVE.c.user_id, EFFECTIVE.c.group_id, GROUPS.c.display_name, USERS.c.active)
             .join(GROUPS, GROUPS.c.id == EFFECTIVE.c.group_id)
+            .join(USERS, USERS.c.id == EFFECTIVE.c.user_id)
             .where(EFFECTIVE.c.user_id.in_(user_ids))
         )
         result: dict[str, list[dict[str, Any]]] = {}
-        for user_id, group_id, display in rows:
+        for user_id, group_id, display, active in rows:
             kind = "direct" if (user_id, group_id) in direct else "indirect"
+            if kind == "indirect" and not active:
+                continue  # a deactivated user inherits nothing; its direct groups are kept
             result.setdefault(user_id, []).append(
                 {"value": group_id, "display": display, "type": kind, "$ref": f"Groups/{group_id}"}
             )
@@ -570,14 +573,29 @@ class SqlScimStorage(AsyncScimStorage):
         entries = getattr(resource, "members", None) or []
         wanted: dict[str, str | None] = {}
         for entry in entries:
-            if not entry.value:
-                raise InvalidValueException(detail="a member has no value (the member's id)")
+            referenced = _referenced(entry.ref)
+            value = entry.value or (referenced[1] if referenced else None)
+            if not value:
+                raise InvalidValueException(
+                    detail="a member has no value (the member's id) and no $ref to "
+                    "/Users/{id} or /Groups/{id}"
+                )
             declared = entry.type.capitalize() if isinstance(entry.type, str) else None
+            if declared is None and referenced is not None:
+                declared = referenced[0]
+            if referenced is not None and (referenced[1], referenced[0]) != (
+                value,
+                declared or referenced[0],
+            ):
+                raise InvalidValueException(
+                    detail=f"member {value}: its $ref {entry.ref} names another resource"
+                )
+            entry.value = value
             if declared not in (None, "User", "Group"):
                 raise InvalidValueException(
                     detail=f"member {entry.value}: type must be User or Group, not {entry.type!r}"
                 )
-            wanted[entry.value] = declared
+            wanted[value] = declared
         known = known or {}
         new_ids = [member_id for member_id in wanted if member_id not in known]
         users, groups = set(), set()
@@ -700,6 +718,16 @@ def _order(keys: Any, descending: bool) -> list[Any]:
     values = [missing, keys.c.sort_text, keys.c.sort_number]
     ordered = [v.desc() for v in values] if descending else [v.asc() for v in values]
     return [*ordered, keys.c.created.asc(), keys.c.id.asc()]
+
+
+def _referenced(ref: Any) -> tuple[str, str] | None:
+    """("User" | "Group", id) of a member's ``$ref`` (…/Users/{id} or …/Groups/{id})."""
+    if not ref:
+        return None
+    parts = str(ref).rstrip("/").split("/")
+    if len(parts) < 2 or parts[-2] not in ("Users", "Groups"):
+        return None
+    return parts[-2][:-1], parts[-1]
 
 
 def _displays(resource: Resource[Any]) -> dict[str, str]:
