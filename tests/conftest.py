@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,12 +44,13 @@ def postgres_admin_url() -> str:
     return PG_ADMIN_URL
 
 
-def _create_pg_database(admin_url: str) -> tuple[str, str]:
+def _create_pg_database(admin_url: str, template: str | None = None) -> tuple[str, str]:
     import psycopg
 
     name = f"scim_bridge_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"{copy}')
     base = admin_url.rsplit("/", 1)[0]
     return name, f"{base}/{name}"
 
@@ -65,18 +67,36 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; each test gets a copy (migrating once per session is faster)."""
+    path = tmp_path_factory.mktemp("template") / "scim-bridge.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin_url: str) -> Iterator[str]:
+    """A migrated PostgreSQL database that each test's database is created from."""
+    name, url = _create_pg_database(postgres_admin_url)
+    try:
+        upgrade(url)
+        yield name
+    finally:
+        _drop_pg_database(postgres_admin_url, name)
+
+
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty, migrated database of the backend under test, dropped afterwards."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'scim-bridge.db'}"
-        upgrade(url)
-        yield url
+        path = tmp_path / "scim-bridge.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     admin_url = request.getfixturevalue("postgres_admin_url")
-    name, url = _create_pg_database(admin_url)
+    name, url = _create_pg_database(admin_url, request.getfixturevalue("postgres_template"))
     try:
-        upgrade(url)
         yield url
     finally:
         _drop_pg_database(admin_url, name)

@@ -295,9 +295,12 @@ class SqlScimStorage(AsyncScimStorage):
             page: list[Any] = []
             if count is None or count > 0:
                 keys = (ranked[0] if len(ranked) == 1 else union_all(*ranked)).subquery()
-                query: Select[Any] = select(keys.c.resource_type, keys.c.id).order_by(
-                    *_order(keys, descending)
+                order = (
+                    _order(keys, descending)
+                    if search_request.sort_by is not None
+                    else [keys.c.created.asc(), keys.c.id.asc()]  # uses ix_*_created
                 )
+                query: Select[Any] = select(keys.c.resource_type, keys.c.id).order_by(*order)
                 query = query.offset(start) if count is None else query.offset(start).limit(count)
                 page = list((await connection.execute(query)).all())
             parameters: ResponseParameters[Any] | None = (

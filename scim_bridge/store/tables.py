@@ -26,6 +26,8 @@ def _utc() -> Column[datetime]:
 
 class ScimUser(SQLModel, table=True):
     __tablename__ = "scim_user"
+    # Pages without sortBy come in (created, id) order.
+    __table_args__ = (Index("ix_scim_user_created", "created", "id"),)
 
     id: str = Field(primary_key=True, max_length=36)
     user_name: str = Field(max_length=512)
@@ -41,6 +43,7 @@ class ScimUser(SQLModel, table=True):
 
 class ScimGroup(SQLModel, table=True):
     __tablename__ = "scim_group"
+    __table_args__ = (Index("ix_scim_group_created", "created", "id"),)
 
     id: str = Field(primary_key=True, max_length=36)
     display_name: str = Field(max_length=512)
@@ -152,6 +155,39 @@ class SyncChange(SQLModel, table=True):
     created: datetime = Field(sa_column=_utc())
 
 
+class CoderGroupLink(SQLModel, table=True):
+    """The Coder group a SCIM group is written to. A row with no ``coder_group_id`` records a
+    creation under way (so a crash between Coder's answer and our commit is adopted by name,
+    never duplicated); ``owned`` is false for groups adopted by name, which are never deleted."""
+
+    __tablename__ = "coder_group_link"
+
+    scim_group_id: str = Field(primary_key=True, max_length=36)
+    coder_group_id: str | None = Field(default=None, max_length=36, unique=True)
+    coder_name: str = Field(max_length=255)
+    owned: bool = True
+
+
+class SyncLease(SQLModel, table=True):
+    """Only the holder of an unexpired lease syncs, so replicas can share one database."""
+
+    __tablename__ = "sync_lease"
+
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str | None = Field(default=None, max_length=64)
+    expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class SyncStatus(SQLModel, table=True):
+    """The last sync run, for the admin API (a JSON report)."""
+
+    __tablename__ = "sync_status"
+
+    name: str = Field(primary_key=True, max_length=32)
+    report: str = Field(sa_type=Text)
+    updated: datetime = Field(sa_column=_utc())
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table of a SQLModel table class (queries here use Core)."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
@@ -165,3 +201,6 @@ TOKENS = table_of(ApiToken)
 EFFECTIVE = table_of(EffectiveMember)
 HIERARCHY_STATE = table_of(HierarchyState)
 SYNC_CHANGES = table_of(SyncChange)
+CODER_LINKS = table_of(CoderGroupLink)
+SYNC_LEASES = table_of(SyncLease)
+SYNC_STATUS = table_of(SyncStatus)

@@ -1,0 +1,130 @@
+"""Running the Coder double for real in tests: uvicorn on 127.0.0.1 in a background thread,
+like tests/server.py does for the bridge.
+
+`run_coder_double()` starts a server for one double. Suites that want a fresh double per
+test without paying uvicorn's start/stop each time keep one `coder_double_server()` per
+module and call `server.serve()` per test: the server then answers with the new double.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from scim_bridge.coderdouble import Clock, CoderState, DoubleConfig, User, create_coder_double
+from tests.server import free_port
+
+NON_OWNER_ROLES = ("user-admin", "template-admin")
+
+
+@dataclass(frozen=True)
+class LiveCoder:
+    """A served double: its base URL (no `/api/v2`), tokens and state."""
+
+    url: str
+    owner_token: str  # the first user ("admin"), site role `owner`
+    token: str  # a non-owner ("bridge"): site roles `user-admin` + `template-admin`
+    state: CoderState
+    owner: User
+    admin: User
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/v2"
+
+    def client(self, token: str | None = None, **headers: str) -> httpx.Client:
+        """An httpx client on the base URL sending `Coder-Session-Token` (owner by default;
+        `token=""` sends none)."""
+        sent = {} if token == "" else {"Coder-Session-Token": token or self.owner_token}
+        sent.update(headers)
+        return httpx.Client(base_url=self.url, headers=sent, timeout=30)
+
+
+class DoubleServer:
+    """uvicorn on a free loopback port, answering with whichever double is current."""
+
+    def __init__(self) -> None:
+        self._app: ASGIApp | None = None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            )
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._app
+        if app is None:
+            raise RuntimeError("no Coder double is being served")
+        await app(scope, receive, send)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the Coder double did not start; see the log above")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+    @contextmanager
+    def serve(
+        self,
+        config: DoubleConfig | None = None,
+        clock: Clock | None = None,
+        *,
+        non_owner_roles: tuple[str, ...] = NON_OWNER_ROLES,
+    ) -> Iterator[LiveCoder]:
+        """A fresh double (default organization, owner `admin`, non-owner `bridge`)."""
+        app, state = create_coder_double(config, clock)
+        owner_token = state.create_token(state.first_user, "tests-owner")
+        admin = state.create_user(
+            "bridge",
+            "bridge@example.com",
+            name="Bridge",
+            login_type="none",
+            roles=list(non_owner_roles),
+        )
+        token = state.create_token(admin, "tests-bridge")
+        self._app = app
+        try:
+            yield LiveCoder(self.url, owner_token, token, state, state.first_user, admin)
+        finally:
+            self._app = None
+
+
+@contextmanager
+def coder_double_server() -> Iterator[DoubleServer]:
+    server = DoubleServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def run_coder_double(
+    config: DoubleConfig | None = None,
+    clock: Clock | None = None,
+    *,
+    non_owner_roles: tuple[str, ...] = NON_OWNER_ROLES,
+) -> Iterator[LiveCoder]:
+    """Serve a fresh double on a free loopback port for the duration of the block."""
+    with (
+        coder_double_server() as server,
+        server.serve(config, clock, non_owner_roles=non_owner_roles) as live,
+    ):
+        yield live
