@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from .admin.routes import AdminApi
 from .auth import Authenticator, JwtValidator, TokenStore
+from .coder.client import CoderClient
 from .config import Settings
 from .hierarchy.engine import Inheritance
 from .hierarchy.service import HierarchyService
@@ -27,6 +28,8 @@ from .scim.provider import build_provider
 from .store.db import Database
 from .store.migrate import ensure_schema
 from .store.scim_storage import SqlScimStorage
+from .sync.engine import SyncEngine
+from .sync.worker import SyncWorker
 
 log = logging.getLogger("scim_bridge")
 
@@ -65,7 +68,8 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
         jwt = JwtValidator(settings.jwt)
     tokens = TokenStore(database)
     authenticator = Authenticator(tokens, jwt)  # SCIM: "scim" tokens and JWTs only
-    admin = AdminApi(settings, database, hierarchy, tokens)  # "admin" tokens only
+    worker = _sync_worker(settings, database)
+    admin = AdminApi(settings, database, hierarchy, tokens, worker)  # "admin" tokens only
     scim = ScimApplication(
         storage,
         provider,
@@ -82,6 +86,8 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
         await ensure_schema(database)
         await hierarchy.start()
         reload_on_sighup(hierarchy)
+        if worker is not None:
+            worker.start()
         log.info(
             "scim-bridge ready: SCIM at /scim/v2, admin API at /admin/api (%s)", database.dialect
         )
@@ -89,6 +95,9 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
             yield
         finally:
             stop_reloading_on_sighup()
+            if worker is not None:
+                await worker.stop()
+                await worker.engine.client.aclose()
             await database.dispose()
 
     app = Starlette(
@@ -102,4 +111,14 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
     app.state.settings = settings
     app.state.database = database
     app.state.hierarchy = hierarchy
+    app.state.sync_worker = worker
     return app
+
+
+def _sync_worker(settings: Settings, database: Database) -> SyncWorker | None:
+    """The Coder sync, when a Coder URL is configured."""
+    coder = settings.coder
+    if not coder.url or not coder.token:
+        return None
+    client = CoderClient(coder.url, coder.token, rate_limit_per_minute=coder.rate_limit_per_minute)
+    return SyncWorker(SyncEngine(database, coder, client), coder)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -63,6 +63,42 @@ class HierarchySettings(BaseModel):
         return value
 
 
+class CoderSettings(BaseModel):
+    """Where and how the tree is written into Coder (docs/coder.md). No ``url``: no sync."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, description="Coder's URL, e.g. https://coder.example.com")
+    token: str | None = Field(
+        default=None, description="a Coder API token (prefer SCIM_BRIDGE_CODER__TOKEN)"
+    )
+    organization: str = "default"
+    mode: Literal["api", "mapping"] = "api"
+    group_prefix: str = ""
+    match_users_by: Literal["email", "username"] = "email"
+    create_missing_users: bool = False
+    suspend_deactivated_users: bool = False
+    adopt_groups: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(default=512, ge=0)
+    debounce_seconds: float = Field(default=1.0, ge=0)
+    resync_interval_seconds: int = Field(default=3600, ge=0)
+    lease_seconds: int = Field(default=60, ge=5)
+
+    @field_validator("url")
+    @classmethod
+    def _coder_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be Coder's http(s) URL, e.g. https://coder.example.com")
+        return value.rstrip("/") if value else value
+
+    def model_post_init(self, _: Any) -> None:
+        if self.url and not self.token:
+            raise ValueError(
+                "coder.url is set but coder.token is not: set SCIM_BRIDGE_CODER__TOKEN "
+                "to a token of a Coder user with the user-admin role (docs/coder.md)"
+            )
+
+
 class Settings(BaseModel):
     """Everything scim-bridge reads from its configuration."""
 
@@ -84,9 +120,10 @@ class Settings(BaseModel):
     default_page_size: int = Field(default=100, ge=1)
     jwt: JwtSettings | None = None
     hierarchy: HierarchySettings = Field(default_factory=HierarchySettings)
+    coder: CoderSettings = Field(default_factory=CoderSettings)
     log_level: str = "info"
 
-    @field_validator("hierarchy", mode="before")
+    @field_validator("hierarchy", "coder", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         # A YAML section whose keys are all commented out reads as null.

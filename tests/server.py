@@ -22,6 +22,7 @@ class LiveServer:
     url: str
     token: str
     settings: Settings
+    admin_token: str | None = None
 
     @property
     def scim_url(self) -> str:

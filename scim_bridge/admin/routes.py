@@ -21,6 +21,7 @@ from ..config import Settings
 from ..hierarchy.service import HierarchyService, NotFound
 from ..store.db import Database
 from ..store.tables import EFFECTIVE, GROUPS, HIERARCHY_STATE, MEMBERS, USERS
+from ..sync.worker import SyncWorker
 
 ADMIN_SCOPE = "admin"
 CREATE_TOKEN_HINT = "create one with `scim-bridge token create --scope admin --name <you>`"
@@ -122,11 +123,13 @@ class AdminApi:
         database: Database,
         hierarchy: HierarchyService,
         tokens: TokenStore,
+        sync_worker: SyncWorker | None = None,
     ):
         self.settings = settings
         self.database = database
         self.hierarchy = hierarchy
         self.tokens = tokens
+        self.sync_worker = sync_worker
 
     async def health(self, _: Request) -> Response:
         """Database reachable, the tree version in force, and counts."""
@@ -233,6 +236,20 @@ class AdminApi:
             status_code=409,
         )
 
+    async def sync_status(self, _: Request) -> Response:
+        """Pending changes and the last incremental and full runs (failures with Coder's
+        message, pending users, changes made)."""
+        if self.sync_worker is None:
+            return _sync_off()
+        return JSONResponse(await self.sync_worker.engine.status())
+
+    async def sync_now(self, _: Request) -> Response:
+        """Start a full resync now (the worker runs it; see GET /sync for its report)."""
+        if self.sync_worker is None:
+            return _sync_off()
+        self.sync_worker.request_full_sync()
+        return JSONResponse({"requested": True}, status_code=202)
+
     def app(self) -> Starlette:
         async def http_error(_: Request, exc: Exception) -> Response:
             assert isinstance(exc, HTTPException)
@@ -264,10 +281,20 @@ class AdminApi:
                 Route("/groups/{ref:path}", self.group, methods=["GET"]),
                 Route("/users/{ref:path}", self.user, methods=["GET"]),
                 Route("/hierarchy/reload", self.reload, methods=["POST"]),
+                Route("/sync", self.sync_status, methods=["GET"]),
+                Route("/sync", self.sync_now, methods=["POST"]),
             ],
             middleware=[Middleware(RequireAdminToken, tokens=self.tokens)],
             exception_handlers={HTTPException: http_error, OperationalError: database_error},
         )
+
+
+def _sync_off() -> Response:
+    return error_response(
+        409,
+        "sync is off",
+        "no Coder is configured: set coder.url and SCIM_BRIDGE_CODER__TOKEN (docs/coder.md)",
+    )
 
 
 def _not_found(missing: NotFound) -> Response:

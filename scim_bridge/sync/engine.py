@@ -1,0 +1,385 @@
+"""The sync engine: where a membership change turns into Coder calls.
+
+It reads the change journal (``store/journal.py``), works out which managed groups it
+touches, plans the difference against Coder's state (``coder/plan.py``), applies it
+(``coder/apply.py``), and deletes the journal records Coder now reflects. A record is deleted
+only after its change reached Coder, so nothing acknowledged to a SCIM client is lost across
+Coder outages, 429s or a crash; a full resync (every managed group) corrects drift.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..coder.apply import apply_plan
+from ..coder.client import CoderClient, CoderError
+from ..coder.plan import (
+    DesiredGroup,
+    Link,
+    Plan,
+    PlanSettings,
+    ScimUserInfo,
+    UserIndex,
+    compute_plan,
+)
+from ..config import CoderSettings
+from ..store.db import Database
+from ..store.tables import (
+    CODER_LINKS,
+    EFFECTIVE,
+    GROUPS,
+    SYNC_CHANGES,
+    SYNC_LEASES,
+    SYNC_STATUS,
+    USERS,
+)
+
+log = logging.getLogger("scim_bridge.sync")
+JOURNAL_BATCH = 10_000
+
+
+class SyncBlocked(Exception):
+    """Syncing would do harm; the message says what to change."""
+
+
+@dataclass
+class SyncReport:
+    full: bool
+    started: str
+    finished: str = ""
+    groups_in_scope: int = 0
+    writes: int = 0
+    changes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    pending_users: dict[str, str] = field(default_factory=dict)
+    journal_done: int = 0
+    skipped: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.skipped
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one sync looks at: SCIM groups (all of them for a full resync) and users."""
+
+    desired: dict[str, DesiredGroup]
+    gone: set[str]
+    users: dict[str, ScimUserInfo]
+    links: dict[str, Link]
+    journal_max: int | None
+
+
+class SyncEngine:
+    def __init__(self, database: Database, settings: CoderSettings, client: CoderClient):
+        self.database = database
+        self.settings = settings
+        self.client = client
+        self.holder = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self._index: UserIndex | None = None
+        self.plan_settings = PlanSettings(
+            group_prefix=settings.group_prefix,
+            match_users_by=settings.match_users_by,
+            create_missing_users=settings.create_missing_users,
+            suspend_deactivated_users=settings.suspend_deactivated_users,
+            adopt_groups=frozenset(settings.adopt_groups),
+        )
+
+    # -- leadership -------------------------------------------------------------------
+
+    async def acquire_lease(self) -> bool:
+        """Take or renew the sync lease; False while another replica holds it."""
+        now = datetime.now(UTC)
+        async with self.database.transaction(write=True) as connection:
+            result = await connection.execute(
+                update(SYNC_LEASES)
+                .where(
+                    SYNC_LEASES.c.name == "sync",
+                    or_(
+                        SYNC_LEASES.c.holder == self.holder,
+                        SYNC_LEASES.c.holder.is_(None),
+                        SYNC_LEASES.c.expires_at < now,
+                    ),
+                )
+                .values(
+                    holder=self.holder,
+                    expires_at=now + timedelta(seconds=self.settings.lease_seconds),
+                )
+            )
+        return bool(result.rowcount)
+
+    async def release_lease(self) -> None:
+        async with self.database.transaction(write=True) as connection:
+            await connection.execute(
+                update(SYNC_LEASES)
+                .where(SYNC_LEASES.c.name == "sync", SYNC_LEASES.c.holder == self.holder)
+                .values(holder=None, expires_at=None)
+            )
+
+    # -- one run ----------------------------------------------------------------------------
+
+    async def pending_changes(self) -> int:
+        async with self.database.transaction(write=False) as connection:
+            return int(
+                (
+                    await connection.execute(select(func.count()).select_from(SYNC_CHANGES))
+                ).scalar_one()
+            )
+
+    async def plan(self, *, full: bool) -> tuple[Plan, Scope, dict[str, str], str]:
+        """What a sync would change (and the organization id), applying nothing."""
+        scope = await self._scope(full=full)
+        organization = await self.client.organization(self.settings.organization)
+        await self._refuse_group_sync(organization.id)
+        coder_groups = await self.client.groups(organization.id)
+        index = await self._user_index(scope, full=full)
+        plan = compute_plan(
+            desired=scope.desired,
+            gone=scope.gone,
+            links=scope.links,
+            coder_groups=coder_groups,
+            users=scope.users,
+            index=index,
+            organization_id=organization.id,
+            settings=self.plan_settings,
+        )
+        names = {u.id: u.user_name for u in scope.users.values()}
+        return plan, scope, names, organization.id
+
+    async def sync(self, *, full: bool = False) -> SyncReport:
+        """Bring Coder up to date with the journal (or with everything, for ``full``)."""
+        report = SyncReport(full=full, started=_now())
+        if not await self.acquire_lease():
+            report.skipped = "another replica holds the sync lease"
+            return report
+        try:
+            plan, scope, names, organization_id = await self.plan(full=full)
+            report.groups_in_scope = len(scope.desired) + len(scope.gone)
+            report.changes = plan.describe(names)
+            report.pending_users = {names.get(u, u): why for u, why in plan.pending.items()}
+            applied = await apply_plan(
+                self.client,
+                plan,
+                organization=organization_id,
+                organization_id=organization_id,
+                record_link=self._record_link,
+                forget_link=self._forget_link,
+            )
+            report.writes = applied.writes
+            report.failures = applied.failures
+            if applied.ok and scope.journal_max is not None:
+                report.journal_done = await self._forget_changes(scope.journal_max)
+        except (CoderError, SyncBlocked) as error:
+            report.failures.append(str(error))
+        report.finished = _now()
+        await self._save_status(report)
+        level = logging.INFO if report.ok else logging.WARNING
+        log.log(level, "sync finished: %s", json.dumps(asdict(report))[:2000])
+        return report
+
+    # -- reading the bridge's side ------------------------------------------------------------
+
+    async def _scope(self, *, full: bool) -> Scope:
+        async with self.database.transaction(write=False) as connection:
+            journal_max = (
+                await connection.execute(select(func.max(SYNC_CHANGES.c.id)))
+            ).scalar_one()
+            links = {
+                row.scim_group_id: Link(
+                    row.scim_group_id, row.coder_group_id, row.coder_name, row.owned
+                )
+                for row in await connection.execute(select(CODER_LINKS))
+            }
+            existing = dict(
+                (await connection.execute(select(GROUPS.c.id, GROUPS.c.display_name))).all()
+            )
+            touched_users: set[str] = set()
+            if full:
+                group_ids = set(existing) | set(links)
+            else:
+                group_ids, touched_users = await self._journal_scope(connection, journal_max)
+            desired_members = await self._effective_members(connection, group_ids & set(existing))
+            desired = {
+                gid: DesiredGroup(gid, existing[gid], frozenset(desired_members.get(gid, ())))
+                for gid in group_ids
+                if gid in existing
+            }
+            user_ids = set().union(*desired_members.values()) | touched_users
+            if full and self.settings.suspend_deactivated_users:
+                inactive = await connection.execute(
+                    select(USERS.c.id).where(USERS.c.active.is_(False))
+                )
+                user_ids |= set(inactive.scalars())
+            users = await self._users(connection, user_ids)
+        gone = {gid for gid in group_ids if gid not in existing}
+        return Scope(desired, gone, users, links, journal_max)
+
+    async def _journal_scope(
+        self, connection: AsyncConnection, journal_max: int | None
+    ) -> tuple[set[str], set[str]]:
+        if journal_max is None:
+            return set(), set()
+        rows = (
+            await connection.execute(
+                select(SYNC_CHANGES.c.kind, SYNC_CHANGES.c.ref_id).where(
+                    SYNC_CHANGES.c.id <= journal_max
+                )
+            )
+        ).all()
+        groups = {ref for kind, ref in rows if kind == "group"}
+        users = {ref for kind, ref in rows if kind == "user"}
+        if users:
+            inherited = await connection.execute(
+                select(EFFECTIVE.c.group_id).where(EFFECTIVE.c.user_id.in_(sorted(users)))
+            )
+            groups |= set(inherited.scalars())
+        return groups, users
+
+    async def _effective_members(
+        self, connection: AsyncConnection, group_ids: set[str]
+    ) -> dict[str, set[str]]:
+        members: dict[str, set[str]] = {gid: set() for gid in group_ids}
+        ordered = sorted(group_ids)
+        for start in range(0, len(ordered), 500):
+            rows = await connection.execute(
+                select(EFFECTIVE.c.group_id, EFFECTIVE.c.user_id)
+                .join(USERS, USERS.c.id == EFFECTIVE.c.user_id)
+                .where(
+                    EFFECTIVE.c.group_id.in_(ordered[start : start + 500]),
+                    USERS.c.active.is_(True),
+                )
+            )
+            for group_id, user_id in rows:
+                members[group_id].add(user_id)
+        return members
+
+    async def _users(
+        self, connection: AsyncConnection, user_ids: set[str]
+    ) -> dict[str, ScimUserInfo]:
+        users: dict[str, ScimUserInfo] = {}
+        ordered = sorted(user_ids)
+        for start in range(0, len(ordered), 500):
+            rows = await connection.execute(
+                select(
+                    USERS.c.id,
+                    USERS.c.user_name,
+                    USERS.c.display_name,
+                    USERS.c.active,
+                    USERS.c.data,
+                ).where(USERS.c.id.in_(ordered[start : start + 500]))
+            )
+            for row in rows:
+                users[row.id] = ScimUserInfo(
+                    row.id,
+                    row.user_name,
+                    _email(json.loads(row.data)),
+                    row.display_name,
+                    bool(row.active),
+                )
+        return users
+
+    # -- reading Coder's side ---------------------------------------------------------------------
+
+    async def _refuse_group_sync(self, organization_id: str) -> None:
+        """Contract §9: login-time group sync would wipe every membership API mode sets."""
+        if self.settings.mode != "api":
+            return
+        settings = await self.client.group_sync_settings(organization_id)
+        if settings.field:
+            raise SyncBlocked(
+                f"Coder organization {self.settings.organization} has IdP group sync enabled "
+                f"(field {settings.field!r}): every OIDC login would reset the memberships the "
+                "bridge sets. Clear the group sync field in that organization (Coder admin → "
+                "Organization → IdP Sync, or unset CODER_OIDC_GROUP_FIELD for the default org), "
+                "or run the bridge with coder.mode: mapping"
+            )
+
+    async def _user_index(self, scope: Scope, *, full: bool) -> UserIndex:
+        """Coder users by email and username. A full resync reads every page once (contract
+        §4.1) and keeps the index; an incremental sync looks up only the users the index
+        does not know yet (new accounts), one search each."""
+        if full or self._index is None:
+            self._index = UserIndex([user async for user in self.client.users()])
+            return self._index
+        index = self._index
+        for user in scope.users.values():
+            if index.match(user, self.settings.match_users_by) is not None:
+                continue
+            needle = user.email if self.settings.match_users_by == "email" else user.user_name
+            if needle:
+                found = await self.client.search_users(needle.lower())
+                for candidate in found:
+                    index.add(candidate)
+        return index
+
+    # -- writing the bridge's side ----------------------------------------------------------------
+
+    async def _record_link(self, link: Link) -> None:
+        async with self.database.transaction(write=True) as connection:
+            await connection.execute(
+                delete(CODER_LINKS).where(CODER_LINKS.c.scim_group_id == link.scim_group_id)
+            )
+            await connection.execute(
+                CODER_LINKS.insert().values(
+                    scim_group_id=link.scim_group_id,
+                    coder_group_id=link.coder_group_id,
+                    coder_name=link.coder_name,
+                    owned=link.owned,
+                )
+            )
+
+    async def _forget_link(self, scim_group_id: str) -> None:
+        async with self.database.transaction(write=True) as connection:
+            await connection.execute(
+                delete(CODER_LINKS).where(CODER_LINKS.c.scim_group_id == scim_group_id)
+            )
+
+    async def _forget_changes(self, journal_max: int) -> int:
+        async with self.database.transaction(write=True) as connection:
+            result = await connection.execute(
+                delete(SYNC_CHANGES).where(SYNC_CHANGES.c.id <= journal_max)
+            )
+        return int(result.rowcount or 0)
+
+    async def _save_status(self, report: SyncReport) -> None:
+        name = "full" if report.full else "incremental"
+        body = json.dumps(asdict(report))
+        async with self.database.transaction(write=True) as connection:
+            await connection.execute(delete(SYNC_STATUS).where(SYNC_STATUS.c.name == name))
+            await connection.execute(
+                SYNC_STATUS.insert().values(name=name, report=body, updated=datetime.now(UTC))
+            )
+
+    async def status(self) -> dict[str, Any]:
+        async with self.database.transaction(write=False) as connection:
+            rows = (await connection.execute(select(SYNC_STATUS))).all()
+            pending = (
+                await connection.execute(select(func.count()).select_from(SYNC_CHANGES))
+            ).scalar_one()
+        return {
+            "pending_changes": int(pending),
+            "last_runs": {row.name: json.loads(row.report) for row in rows},
+        }
+
+
+def _email(data: dict[str, Any]) -> str | None:
+    """The address Coder users are matched by: primary, else work, else the first."""
+    emails = [e for e in data.get("emails") or [] if isinstance(e, dict) and e.get("value")]
+    primary = [e for e in emails if e.get("primary") is True]
+    work = [e for e in emails if str(e.get("type", "")).lower() == "work"]
+    chosen = primary or work or emails
+    return str(chosen[0]["value"]) if chosen else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,248 @@
+"""API mode end to end: SCIM provisioning plus the tree end in exactly the expected Coder groups.
+
+The bridge and the Coder double both run over real HTTP on 127.0.0.1; the bridge's background
+worker does the syncing, as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+
+from scim_bridge.coderdouble.config import DoubleConfig
+from scim_bridge.coderdouble.models import GroupSyncSettings
+from scim_bridge.config import CoderSettings, Settings
+from tests.coder_fixtures import LiveCoder, run_coder_double
+from tests.server import LiveServer, create_token, run_server
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+PEOPLE = ["alice", "bob", "carol", "dave"]
+
+
+@pytest.fixture
+def coder() -> Iterator[LiveCoder]:
+    with run_coder_double(DoubleConfig(rate_limit=0)) as live:
+        for name in PEOPLE:
+            live.state.create_user(name, f"{name}@example.com")
+        yield live
+
+
+@pytest.fixture
+def bridge(database_url: str, coder: LiveCoder) -> Iterator[LiveServer]:
+    settings = Settings(
+        database_url=database_url,
+        coder=CoderSettings(
+            url=coder.url,
+            token=coder.token,
+            debounce_seconds=0.05,
+            resync_interval_seconds=0,
+            rate_limit_per_minute=0,
+        ),
+    )
+    token = asyncio.run(create_token(database_url, "tests"))
+    admin = asyncio.run(create_token(database_url, "ops", "admin"))
+    with run_server(settings, token) as server:
+        yield replace(server, admin_token=admin)
+
+
+def scim_client(server: LiveServer) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.scim_url,
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=30,
+    )
+
+
+def provision(server: LiveServer) -> dict[str, str]:
+    """Okta style: users, then groups with user members; Java nested in Engineering."""
+    ids: dict[str, str] = {}
+    with scim_client(server) as scim:
+        for name in PEOPLE:
+            body = {
+                "schemas": [USER],
+                "userName": name,
+                "emails": [{"value": f"{name.upper()}@example.com", "primary": True}],
+            }
+            ids[name] = scim.post("/Users", json=body).json()["id"]
+        java = {"schemas": [GROUP], "displayName": "Java", "members": [{"value": ids["alice"]}]}
+        ids["Java"] = scim.post("/Groups", json=java).json()["id"]
+        engineering = {
+            "schemas": [GROUP],
+            "displayName": "Engineering",
+            "members": [{"value": ids["bob"]}, {"value": ids["Java"]}],
+        }
+        ids["Engineering"] = scim.post("/Groups", json=engineering).json()["id"]
+    return ids
+
+
+def coder_groups(coder: LiveCoder) -> dict[str, set[str]]:
+    """Coder's groups (but Everyone) and their members' usernames."""
+    return {
+        name: coder.state.member_usernames(group)
+        for name, group in coder.state.groups_named().items()
+        if name != "Everyone"
+    }
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll until ``check`` stops raising AssertionError (the worker syncs in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+EXPECTED = {"java": {"alice"}, "engineering": {"alice", "bob"}}
+
+
+def test_provisioned_tree_ends_in_exactly_the_expected_coder_groups(
+    bridge: LiveServer, coder: LiveCoder
+) -> None:
+    provision(bridge)
+
+    def synced() -> None:
+        assert coder_groups(coder) == EXPECTED
+
+    eventually(synced)
+    display = {g.name: g.display_name for g in coder.state.groups_named().values()}
+    assert display["engineering"] == "Engineering"
+
+
+def test_member_add_deep_in_the_tree_reaches_every_ancestor(
+    bridge: LiveServer, coder: LiveCoder
+) -> None:
+    ids = provision(bridge)
+    eventually(lambda: _assert_equal(coder_groups(coder), EXPECTED))
+    with scim_client(bridge) as scim:
+        scim.patch(
+            f"/Groups/{ids['Java']}",
+            json={
+                "schemas": [PATCH],
+                "Operations": [
+                    {"op": "add", "path": "members", "value": [{"value": ids["carol"]}]}
+                ],
+            },
+        )
+    expected = {"java": {"alice", "carol"}, "engineering": {"alice", "bob", "carol"}}
+    eventually(lambda: _assert_equal(coder_groups(coder), expected))
+
+
+def test_deactivated_user_leaves_every_managed_group(bridge: LiveServer, coder: LiveCoder) -> None:
+    ids = provision(bridge)
+    eventually(lambda: _assert_equal(coder_groups(coder), EXPECTED))
+    with scim_client(bridge) as scim:
+        scim.patch(
+            f"/Users/{ids['alice']}",
+            json={
+                "schemas": [PATCH],
+                "Operations": [{"op": "replace", "value": {"active": False}}],
+            },
+        )
+    eventually(lambda: _assert_equal(coder_groups(coder), {"java": set(), "engineering": {"bob"}}))
+
+
+def test_rename_and_delete_follow_the_scim_group(bridge: LiveServer, coder: LiveCoder) -> None:
+    ids = provision(bridge)
+    eventually(lambda: _assert_equal(coder_groups(coder), EXPECTED))
+    with scim_client(bridge) as scim:
+        scim.patch(
+            f"/Groups/{ids['Java']}",
+            json={
+                "schemas": [PATCH],
+                "Operations": [{"op": "replace", "path": "displayName", "value": "Java Guild"}],
+            },
+        )
+    renamed = {"java-guild": {"alice"}, "engineering": {"alice", "bob"}}
+    eventually(lambda: _assert_equal(coder_groups(coder), renamed))
+    with scim_client(bridge) as scim:
+        scim.delete(f"/Groups/{ids['Java']}")
+    eventually(lambda: _assert_equal(coder_groups(coder), {"engineering": {"bob"}}))
+
+
+def test_groups_the_bridge_does_not_own_are_left_alone(
+    bridge: LiveServer, coder: LiveCoder
+) -> None:
+    hand_made = coder.state.create_group(coder.state.default_org, "designers")
+    coder.state.add_group_members(hand_made, [coder.state.user("dave")])
+    provision(bridge)
+    eventually(lambda: _assert_equal(coder_groups(coder), {**EXPECTED, "designers": {"dave"}}))
+
+
+def test_no_op_resync_makes_zero_write_calls(bridge: LiveServer, coder: LiveCoder) -> None:
+    provision(bridge)
+    eventually(lambda: _assert_equal(coder_groups(coder), EXPECTED))
+    eventually(lambda: _assert_equal(_pending(bridge), 0))
+    writes_before = coder.state.calls.write_count()
+    report = _full_sync(bridge)
+    assert report["failures"] == []
+    assert coder.state.calls.write_count() == writes_before
+
+
+def test_drift_made_by_hand_in_coder_is_corrected(bridge: LiveServer, coder: LiveCoder) -> None:
+    provision(bridge)
+    eventually(lambda: _assert_equal(coder_groups(coder), EXPECTED))
+    engineering = coder.state.groups_named()["engineering"]
+    coder.state.remove_group_members(engineering, [coder.state.user("bob")])
+    coder.state.add_group_members(engineering, [coder.state.user("dave")])
+    report = _full_sync(bridge)
+    assert report["failures"] == []
+    assert coder_groups(coder) == EXPECTED
+
+
+def test_final_state_is_exact_despite_failing_writes(bridge: LiveServer, coder: LiveCoder) -> None:
+    coder.state.faults.configure(failure_rate=0.3, seed=7)
+    provision(bridge)
+    eventually(lambda: _assert_equal(coder_groups(coder), EXPECTED), timeout=60)
+    assert coder.state.faults.injected, "no fault was injected: the test proves nothing"
+
+
+def test_api_mode_refuses_an_organization_with_group_sync(
+    bridge: LiveServer, coder: LiveCoder
+) -> None:
+    coder.state.set_group_sync(coder.state.default_org, GroupSyncSettings(field="groups"))
+    provision(bridge)
+    report = _full_sync(bridge)
+    assert any("IdP group sync enabled" in failure for failure in report["failures"])
+    assert coder_groups(coder) == {}
+
+
+def _assert_equal(actual: Any, expected: Any) -> None:
+    assert actual == expected
+
+
+def _admin(bridge: LiveServer) -> httpx.Client:
+    token = bridge.admin_token
+    return httpx.Client(
+        base_url=f"{bridge.url}/admin/api", headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def _pending(bridge: LiveServer) -> int:
+    with _admin(bridge) as admin:
+        return int(admin.get("/sync").json()["pending_changes"])
+
+
+def _full_sync(bridge: LiveServer) -> dict[str, Any]:
+    """Ask for a full resync and wait for its report."""
+    with _admin(bridge) as admin:
+        before = admin.get("/sync").json()["last_runs"].get("full", {}).get("finished")
+        assert admin.post("/sync").status_code == 202
+
+        def finished() -> dict[str, Any]:
+            run = admin.get("/sync").json()["last_runs"].get("full", {})
+            assert run.get("finished") and run.get("finished") != before
+            return dict(run)
+
+        return dict(eventually(finished))
