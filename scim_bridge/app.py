@@ -19,16 +19,16 @@ from starlette.types import ASGIApp
 
 from .admin.routes import AdminApi
 from .auth import Authenticator, JwtValidator, TokenStore
-from .coder.client import CoderClient
 from .config import Settings
 from .hierarchy.engine import Inheritance
 from .hierarchy.service import HierarchyService
+from .metrics import BridgeMetrics, journal_size
 from .scim.application import ScimApplication
 from .scim.provider import build_provider
 from .store.db import Database
 from .store.migrate import ensure_schema
 from .store.scim_storage import SqlScimStorage
-from .sync.engine import SyncEngine
+from .sync.engine import build_engine
 from .sync.worker import SyncWorker
 
 log = logging.getLogger("scim_bridge")
@@ -69,6 +69,10 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
     tokens = TokenStore(database)
     authenticator = Authenticator(tokens, jwt)  # SCIM: "scim" tokens and JWTs only
     worker = _sync_worker(settings, database)
+    metrics = BridgeMetrics()
+    if worker is not None:
+        worker.engine.client.on_response = metrics.coder_call
+        worker.on_report = metrics.sync_report
     admin = AdminApi(settings, database, hierarchy, tokens, worker)  # "admin" tokens only
     scim = ScimApplication(
         storage,
@@ -103,7 +107,8 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
     app = Starlette(
         routes=[
             Route("/healthz", health),
-            Mount("/scim", app=cast(ASGIApp, scim)),
+            Route("/metrics", metrics.endpoint(lambda: journal_size(database))),
+            Mount("/scim", app=metrics.scim_middleware(cast(ASGIApp, scim))),
             Mount("/admin/api", app=admin.app()),
         ],
         lifespan=lifespan,
@@ -112,13 +117,12 @@ def create_app(settings: Settings, *, jwt: JwtValidator | None = None) -> Starle
     app.state.database = database
     app.state.hierarchy = hierarchy
     app.state.sync_worker = worker
+    app.state.metrics = metrics
     return app
 
 
 def _sync_worker(settings: Settings, database: Database) -> SyncWorker | None:
     """The Coder sync, when a Coder URL is configured."""
-    coder = settings.coder
-    if not coder.url or not coder.token:
+    if not settings.coder.url or not settings.coder.token:
         return None
-    client = CoderClient(coder.url, coder.token, rate_limit_per_minute=coder.rate_limit_per_minute)
-    return SyncWorker(SyncEngine(database, coder, client), coder)
+    return SyncWorker(build_engine(database, settings.coder), settings.coder)

@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .logs import logging_config
 
     settings = _settings(args)
     uvicorn.run(
@@ -37,9 +38,22 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_format, settings.log_level),
         proxy_headers=settings.public_url is not None,
     )
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoError, run_demo
+
+    try:
+        return run_demo(keep_running=args.keep_running, timeout=args.timeout)
+    except DemoError as error:
+        print(f"scim-bridge demo: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
@@ -197,6 +211,85 @@ def _hierarchy_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+async def _with_engine(args: argparse.Namespace, action: str) -> int:
+    import json
+
+    from .store.db import Database
+    from .store.migrate import ensure_schema
+    from .sync.engine import build_engine
+
+    settings = _settings(args)
+    database = Database(settings.database_url)
+    try:
+        await ensure_schema(database)
+        engine = build_engine(database, settings.coder)
+        try:
+            if action == "plan":
+                plan, _, names, _ = await engine.plan(full=True)
+                held = engine.failsafe(plan)
+                if args.json:
+                    print(json.dumps({**plan.as_json(), "failsafe": held}, indent=2))
+                    return 0
+                lines = plan.describe(names)
+                print("\n".join(lines) if lines else "nothing to change: Coder is in sync")
+                for reason in held:
+                    print(f"! the failsafe would hold this sync: {reason}")
+                return 0
+            report = await engine.sync(full=True, approve=args.approve)
+        finally:
+            await engine.release_lease()  # a one-shot run must not block the server's worker
+            await engine.client.aclose()
+    finally:
+        await database.dispose()
+    for line in report.changes:
+        print(line)
+    for reason in report.held:
+        print(f"held by the failsafe: {reason}\nrun `scim-bridge sync --approve` to apply it")
+    for failure in report.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    if report.skipped:
+        print(f"skipped: {report.skipped}", file=sys.stderr)
+    if report.ok:
+        print(f"in sync ({report.writes} write calls, {report.groups_in_scope} groups)")
+    return 0 if report.ok else 1
+
+
+def _sync(args: argparse.Namespace) -> int:
+    return asyncio.run(_with_engine(args, "sync"))
+
+
+def _plan(args: argparse.Namespace) -> int:
+    return asyncio.run(_with_engine(args, "plan"))
+
+
+def _export_mapping(args: argparse.Namespace) -> int:
+    from .coder.client import CoderError
+    from .coder.export import ExportError, export_mapping
+
+    settings = _settings(args)
+    try:
+        exported = asyncio.run(export_mapping(settings))
+    except (ExportError, CoderError) as error:
+        print(f"scim-bridge: cannot export the mapping: {error}", file=sys.stderr)
+        return 1
+    for note in exported.notes:
+        print(f"note: {note}", file=sys.stderr)
+    text = json.dumps(exported.settings, indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    Path(args.output).write_text(text)
+    keys = len(exported.settings["mapping"])
+    print(
+        f"wrote the group-sync settings ({keys} claim values) to {args.output}; apply them "
+        f"with: coder organizations settings set group-sync --org "
+        f"{settings.coder.organization} < {args.output} (this replaces the organization's "
+        "whole group-sync settings)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scim-bridge",
@@ -214,6 +307,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.set_defaults(func=_serve)
+
+    demo = commands.add_parser(
+        "demo",
+        help="see the whole flow on this machine: the bridge and a Coder double on 127.0.0.1, "
+        "an organisation provisioned as Okta does, the Coder groups it gives (no licence needed)",
+    )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="keep both servers up afterwards (with curl commands to try) until Ctrl-C",
+    )
+    demo.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the sync to Coder (default 60)",
+    )
+    demo.set_defaults(func=_demo)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_action", required=True)
@@ -270,6 +382,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the file alone, even when a database is configured",
     )
     check.set_defaults(func=_hierarchy_check)
+
+    sync = commands.add_parser(
+        "sync", help="write the tree into Coder now (a full resync), then exit"
+    )
+    sync.add_argument(
+        "--approve",
+        action="store_true",
+        help="apply a sync the failsafe holds (it removes many members at once)",
+    )
+    sync.set_defaults(func=_sync)
+    plan = commands.add_parser(
+        "plan", help="print what a sync would change in Coder, apply nothing"
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(func=_plan)
+
+    export = commands.add_parser(
+        "export-mapping",
+        help="print Coder's group-sync settings for mapping mode as JSON, for `coder "
+        "organizations settings set group-sync`",
+    )
+    export.add_argument(
+        "--output", metavar="FILE", help="write the JSON to FILE instead of standard output"
+    )
+    export.set_defaults(func=_export_mapping)
     return parser
 
 
@@ -284,11 +421,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # errors users can act on carry their own message
         from sqlalchemy.exc import OperationalError
 
+        from .coder.client import CoderError
         from .hierarchy.service import NotFound
         from .hierarchy.spec import HierarchyError
         from .store.migrate import SchemaError
+        from .sync.engine import SyncBlocked
 
-        if isinstance(error, SchemaError | HierarchyError | NotFound):
+        if isinstance(error, SchemaError | HierarchyError | NotFound | CoderError | SyncBlocked):
             print(f"scim-bridge: {error}", file=sys.stderr)
             return 1
         if isinstance(error, OperationalError):

@@ -74,6 +74,16 @@ class CoderSettings(BaseModel):
     )
     organization: str = "default"
     mode: Literal["api", "mapping"] = "api"
+    mapping_claim: Literal["displayName", "externalId"] = Field(
+        default="displayName",
+        description="mapping mode: the group attribute the IdP puts in the groups claim; "
+        "displayName (Okta) or externalId (Entra sends group object ids)",
+    )
+    group_sync_field: str = Field(
+        default="groups",
+        description="the claim Coder reads the groups from (export-mapping writes it as the "
+        "group-sync field)",
+    )
     group_prefix: str = ""
     match_users_by: Literal["email", "username"] = "email"
     create_missing_users: bool = False
@@ -83,6 +93,9 @@ class CoderSettings(BaseModel):
     debounce_seconds: float = Field(default=1.0, ge=0)
     resync_interval_seconds: int = Field(default=3600, ge=0)
     lease_seconds: int = Field(default=60, ge=5)
+    failsafe_max_removal_share: float = Field(default=0.5, gt=0, le=1)
+    failsafe_min_group_size: int = Field(default=10, ge=1)
+    failsafe_max_removals: int = Field(default=200, ge=1)
 
     @field_validator("url")
     @classmethod
@@ -90,6 +103,27 @@ class CoderSettings(BaseModel):
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be Coder's http(s) URL, e.g. https://coder.example.com")
         return value.rstrip("/") if value else value
+
+    @field_validator("mapping_claim", mode="before")
+    @classmethod
+    def _mapping_claim(cls, value: Any) -> Any:
+        known = {"displayname": "displayName", "externalid": "externalId"}
+        if isinstance(value, str) and value.replace("_", "").lower() in known:
+            return known[value.replace("_", "").lower()]
+        raise ValueError(
+            "must be displayName (the IdP sends group names in the token, e.g. Okta) or "
+            "externalId (it sends group ids, e.g. Entra object ids)"
+        )
+
+    @field_validator("group_sync_field")
+    @classmethod
+    def _group_sync_field(cls, value: str) -> str:
+        if not value.strip() or value != value.strip():
+            raise ValueError(
+                "must name the token claim that carries the groups, e.g. groups; an empty "
+                "field turns Coder's group sync off"
+            )
+        return value
 
     def model_post_init(self, _: Any) -> None:
         if self.url and not self.token:
@@ -122,6 +156,11 @@ class Settings(BaseModel):
     hierarchy: HierarchySettings = Field(default_factory=HierarchySettings)
     coder: CoderSettings = Field(default_factory=CoderSettings)
     log_level: str = "info"
+    log_format: Literal["json", "text"] = Field(
+        default="text",
+        description="text (readable, for a terminal) or json (one object per line: time, "
+        "level, logger, message), for `serve`",
+    )
 
     @field_validator("hierarchy", "coder", mode="before")
     @classmethod
@@ -146,6 +185,13 @@ class Settings(BaseModel):
         if value.lower() not in levels:
             raise ValueError(f"must be one of {', '.join(sorted(levels))}")
         return value.lower()
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_format(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() in ("json", "text"):
+            return value.lower()
+        raise ValueError("must be text (for a terminal) or json (one JSON object per line)")
 
 
 Sources = dict[tuple[str, ...], str]

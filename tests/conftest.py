@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scim_bridge.coderdouble.config import DoubleConfig
 from scim_bridge.config import Settings
 from scim_bridge.store.migrate import upgrade
+from tests.coder_fixtures import LiveCoder, run_coder_double
 from tests.server import LiveServer, create_token, run_server
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -124,3 +126,15 @@ def scim(live_server: LiveServer) -> Iterator[httpx.Client]:
         timeout=30,
     ) as client:
         yield client
+
+
+PEOPLE = ["alice", "bob", "carol", "dave"]
+
+
+@pytest.fixture
+def coder() -> Iterator[LiveCoder]:
+    """The Coder double over HTTP, its rate limit off, with users alice, bob, carol, dave."""
+    with run_coder_double(DoubleConfig(rate_limit=0)) as live:
+        for name in PEOPLE:
+            live.state.create_user(name, f"{name}@example.com")
+        yield live

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,22 +18,14 @@ import pytest
 
 from scim_bridge.coderdouble.config import DoubleConfig
 from scim_bridge.coderdouble.models import GroupSyncSettings
-from scim_bridge.config import CoderSettings, Settings
+from scim_bridge.config import CoderSettings, HierarchySettings, Settings
 from tests.coder_fixtures import LiveCoder, run_coder_double
+from tests.conftest import PEOPLE
 from tests.server import LiveServer, create_token, run_server
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-PEOPLE = ["alice", "bob", "carol", "dave"]
-
-
-@pytest.fixture
-def coder() -> Iterator[LiveCoder]:
-    with run_coder_double(DoubleConfig(rate_limit=0)) as live:
-        for name in PEOPLE:
-            live.state.create_user(name, f"{name}@example.com")
-        yield live
 
 
 @pytest.fixture
@@ -246,3 +239,70 @@ def _full_sync(bridge: LiveServer) -> dict[str, Any]:
             return dict(run)
 
         return dict(eventually(finished))
+
+
+def test_rate_limited_coder_still_ends_exact(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Coder answers 429 past 3 calls per second per endpoint (contract §1.4, a short window
+    so the test is quick); the bridge, its own pacing off, retries and converges."""
+    with run_coder_double(DoubleConfig(rate_limit=3, rate_limit_window=1.0)) as coder:
+        for name in PEOPLE:
+            coder.state.create_user(name, f"{name}@example.com")
+        settings = Settings(
+            database_url=database_url,
+            coder=CoderSettings(
+                url=coder.url,
+                token=coder.token,
+                debounce_seconds=0.05,
+                resync_interval_seconds=0,
+                rate_limit_per_minute=0,
+            ),
+        )
+        token = asyncio.run(create_token(database_url, "tests"))
+        with run_server(settings, token) as server:
+            provision(server)
+            eventually(lambda: _assert_equal(coder_groups(coder), EXPECTED), timeout=60)
+    rate_limited = [r for r in caplog.records if "Coder answered 429" in r.getMessage()]
+    assert rate_limited, "Coder never rate-limited the bridge: the test proves nothing"
+
+
+def test_hierarchy_file_tree_reaches_coder(
+    database_url: str, coder: LiveCoder, tmp_path: Path
+) -> None:
+    """Okta-style flat groups plus a hierarchy file: Coder groups get the inherited members."""
+    hierarchy = tmp_path / "hierarchy.yaml"
+    hierarchy.write_text(
+        "version: 1\ngroups:\n  - group: Engineering\n    children: [Java, Python]\n"
+    )
+    settings = Settings(
+        database_url=database_url,
+        hierarchy=HierarchySettings(file=str(hierarchy)),
+        coder=CoderSettings(
+            url=coder.url,
+            token=coder.token,
+            debounce_seconds=0.05,
+            resync_interval_seconds=0,
+            rate_limit_per_minute=0,
+        ),
+    )
+    token = asyncio.run(create_token(database_url, "tests"))
+    with run_server(settings, token) as server, scim_client(server) as scim:
+        ids = {}
+        for name in PEOPLE:
+            body = {
+                "schemas": [USER],
+                "userName": name,
+                "emails": [{"value": f"{name}@example.com"}],
+            }
+            ids[name] = scim.post("/Users", json=body).json()["id"]
+        flat = (("Engineering", ["dave"]), ("Java", ["alice"]), ("Python", ["bob"]))
+        for group, members in flat:
+            body = {
+                "schemas": [GROUP],
+                "displayName": group,
+                "members": [{"value": ids[m]} for m in members],
+            }
+            scim.post("/Groups", json=body)
+        expected = {"engineering": {"alice", "bob", "dave"}, "java": {"alice"}, "python": {"bob"}}
+        eventually(lambda: _assert_equal(coder_groups(coder), expected))

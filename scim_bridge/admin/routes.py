@@ -256,7 +256,7 @@ class AdminApi:
             if exc.status_code == 404:
                 detail = (
                     "no such admin endpoint; see docs/admin.md (GET /admin/api/health, /tree, "
-                    "/groups/{ref}, /users/{ref}; POST /admin/api/hierarchy/reload)"
+                    "/groups/{ref}, /users/{ref}, /sync; POST /admin/api/hierarchy/reload, /sync)"
                 )
             elif exc.status_code == 405:
                 detail = "this endpoint does not take that method; see docs/admin.md"

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 log = logging.getLogger("scim_bridge.coder")
 RATE_WINDOW_SECONDS = 60.0
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+RATE_LIMITED_ATTEMPTS = 10  # 1 + 2 + … + 60 s: longer than any window of Coder's limiter
 
 
 class CoderError(Exception):
@@ -113,28 +113,31 @@ class Template(_Model):
 @dataclass
 class RatePacer:
     """Stays under Coder's limit of ``per_minute`` requests per endpoint (§1.4: keyed by user
-    and request path) by waiting for the oldest request of a full window to age out."""
+    and request path) by spacing the requests to one endpoint.
+
+    Coder's limiter (httprate) estimates the rate as ``previous window × the share of it still
+    in the last minute + current window``, so a burst of ``per_minute`` is refused again at
+    the start of the next window; evenly spaced requests at ``per_minute - ½`` a minute are
+    never refused, whatever the alignment of its windows.
+    """
 
     per_minute: int
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    _sent: dict[str, deque[float]] = field(default_factory=dict)
+    _next: dict[str, float] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def wait(self, key: str) -> None:
         if self.per_minute <= 0:
             return
+        interval = RATE_WINDOW_SECONDS / (self.per_minute - 0.5)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            sent = self._sent.setdefault(key, deque())
-            while True:
-                now = self.clock()
-                while sent and now - sent[0] >= RATE_WINDOW_SECONDS:
-                    sent.popleft()
-                if len(sent) < self.per_minute:
-                    sent.append(now)
-                    return
-                await self.sleep(RATE_WINDOW_SECONDS - (now - sent[0]) + 0.01)
+            now = self.clock()
+            due = self._next.get(key, now)
+            if due > now:
+                await self.sleep(due - now)
+            self._next[key] = max(due, now) + interval
 
 
 class CoderClient:
@@ -152,6 +155,7 @@ class CoderClient:
         timeout_seconds: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_response: Callable[[str, int], None] | None = None,
     ):
         self.http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/api/v2",
@@ -164,6 +168,7 @@ class CoderClient:
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
         self.calls = 0
+        self.on_response = on_response  # (method, status; 0 = no answer) per attempt: metrics
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -188,29 +193,38 @@ class CoderClient:
         attempt = 0
         while True:
             attempt += 1
-            await self.pacer.wait(f"{method} {path}")
+            await self.pacer.wait(path)  # Coder limits per user and path (§1.4)
             self.calls += 1
+            response: httpx.Response | None = None
             try:
                 response = await self.http.request(method, path, json=json, params=params)
             except httpx.TransportError as error:
                 failure = CoderError(0, method, path, f"no answer from Coder: {error!r}")
+                self._observe(method, 0)
             else:
+                self._observe(method, response.status_code)
                 if response.status_code < 400:
                     return response.json() if response.content else None
                 failure = _error_of(response, method, path)
-            if not failure.retryable or attempt >= self.max_attempts:
+            limit = RATE_LIMITED_ATTEMPTS if failure.status == 429 else self.max_attempts
+            if not failure.retryable or attempt >= limit:
                 raise failure
-            delay = self._backoff(attempt, failure, locals().get("response"))
+            delay = self._backoff(attempt, failure, response)
             log.warning("%s; retrying in %.1fs (attempt %d)", failure, delay, attempt)
             await self.sleep(delay)
 
-    def _backoff(self, attempt: int, failure: CoderError, response: Any) -> float:
-        """Exponential backoff with full jitter; a 429 waits at least what Coder asks."""
+    def _observe(self, method: str, status: int) -> None:
+        if self.on_response is not None:
+            self.on_response(method, status)
+
+    def _backoff(self, attempt: int, failure: CoderError, response: httpx.Response | None) -> float:
+        """Exponential backoff with jitter. A 429 waits longer (Coder sends no Retry-After by
+        default, and its window can take up to a minute to clear): 1, 2, 4… up to 60 s."""
+        if failure.status == 429:
+            retry_after = response.headers.get("Retry-After", "") if response is not None else ""
+            floor = float(retry_after) if retry_after.isdigit() else 2.0 ** (attempt - 1)
+            return min(floor * random.uniform(1.0, 1.25), RATE_WINDOW_SECONDS)
         delay = random.uniform(0, self.backoff_seconds * 2 ** (attempt - 1))
-        if failure.status == 429 and isinstance(response, httpx.Response):
-            retry_after = response.headers.get("Retry-After", "")
-            floor = float(retry_after) if retry_after.isdigit() else self.backoff_seconds
-            delay = max(delay, floor)
         return min(delay, RATE_WINDOW_SECONDS)
 
     # -- organizations and users (§2, §4) -------------------------------------------------

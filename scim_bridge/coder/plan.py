@@ -72,6 +72,7 @@ class GroupChange:
     add: list[str] = field(default_factory=list)  # SCIM user ids (see Plan.coder_ids)
     remove: list[str] = field(default_factory=list)  # Coder user ids
     remove_names: list[str] = field(default_factory=list)
+    current_size: int = 0  # members in Coder now (for the failsafe)
 
     @property
     def changes(self) -> bool:
@@ -151,6 +152,9 @@ class PlanSettings:
     create_missing_users: bool = False
     suspend_deactivated_users: bool = False
     adopt_groups: frozenset[str] = frozenset()
+    # False in mapping mode: groups are created, renamed and deleted, but their members (and
+    # the users) are left to Coder's login-time group sync.
+    manage_members: bool = True
 
 
 def compute_plan(
@@ -174,7 +178,10 @@ def compute_plan(
     by_id = {g.id: g for g in coder_groups}
     by_name = {g.name: g for g in coder_groups}
     taken = set(by_name)
-    resolved = _resolve_users(plan, users, index, organization_id, settings)
+    if settings.manage_members:
+        resolved = _resolve_users(plan, users, index, organization_id, settings)
+    else:
+        resolved = {}
 
     for scim_id in sorted(desired, key=lambda s: (desired[s].display_name.lower(), s)):
         group = desired[scim_id]
@@ -191,10 +198,14 @@ def compute_plan(
             name = _free_name(slug(group.display_name, settings.group_prefix), taken)
             taken.add(name)
             change = GroupChange(scim_id, None, name, wanted_display, create=True)
-            change.add = sorted(u for u in group.members if u in resolved or u in _created(plan))
+            if settings.manage_members:
+                change.add = sorted(
+                    u for u in group.members if u in resolved or u in _created(plan)
+                )
             plan.groups.append(change)
             continue
         change = GroupChange(scim_id, target.id, target.name, wanted_display)
+        change.current_size = len(target.members)
         owned = link.owned if link is not None else False
         wanted_name = slug(group.display_name, settings.group_prefix)
         if owned and target.name != wanted_name and not _same_base(target.name, wanted_name):
@@ -203,6 +214,9 @@ def compute_plan(
             change.rename = True
         if target.display_name != wanted_display:
             change.rename = True
+        if not settings.manage_members:
+            plan.groups.append(change)
+            continue
         desired_coder = {resolved[u].id: u for u in group.members if u in resolved}
         actual = target.member_ids
         change.add = sorted(desired_coder[c] for c in desired_coder.keys() - actual)

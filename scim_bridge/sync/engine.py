@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..coder.apply import apply_plan
 from ..coder.client import CoderClient, CoderError
+from ..coder.mapping import MappingPlan, desired_mapping, mapping_diff
 from ..coder.plan import (
     DesiredGroup,
     Link,
@@ -32,6 +33,7 @@ from ..coder.plan import (
     compute_plan,
 )
 from ..config import CoderSettings
+from ..hierarchy.engine import Inheritance
 from ..store.db import Database
 from ..store.tables import (
     CODER_LINKS,
@@ -63,10 +65,12 @@ class SyncReport:
     pending_users: dict[str, str] = field(default_factory=dict)
     journal_done: int = 0
     skipped: str = ""
+    warnings: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.skipped
+        return not self.failures and not self.skipped and not self.held
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,14 @@ class SyncEngine:
         self.client = client
         self.holder = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._index: UserIndex | None = None
+        self.inheritance = Inheritance(database)  # mapping mode reads the tree
         self.plan_settings = PlanSettings(
             group_prefix=settings.group_prefix,
             match_users_by=settings.match_users_by,
             create_missing_users=settings.create_missing_users,
             suspend_deactivated_users=settings.suspend_deactivated_users,
             adopt_groups=frozenset(settings.adopt_groups),
+            manage_members=settings.mode == "api",
         )
 
     # -- leadership -------------------------------------------------------------------
@@ -142,7 +148,9 @@ class SyncEngine:
         organization = await self.client.organization(self.settings.organization)
         await self._refuse_group_sync(organization.id)
         coder_groups = await self.client.groups(organization.id)
-        index = await self._user_index(scope, full=full)
+        # Mapping mode leaves members and users to Coder's login-time group sync.
+        manages_members = self.plan_settings.manage_members
+        index = await self._user_index(scope, full=full) if manages_members else UserIndex()
         plan = compute_plan(
             desired=scope.desired,
             gone=scope.gone,
@@ -156,8 +164,31 @@ class SyncEngine:
         names = {u.id: u.user_name for u in scope.users.values()}
         return plan, scope, names, organization.id
 
-    async def sync(self, *, full: bool = False) -> SyncReport:
-        """Bring Coder up to date with the journal (or with everything, for ``full``)."""
+    def failsafe(self, plan: Plan) -> list[str]:
+        """Why the plan must wait for approval: it removes too many members at once."""
+        reasons = []
+        for change in plan.changes:
+            size = change.current_size
+            share = len(change.remove) / size if size else 0.0
+            if size >= self.settings.failsafe_min_group_size and (
+                share > self.settings.failsafe_max_removal_share
+            ):
+                reasons.append(
+                    f"{change.name}: would remove {len(change.remove)} of its {size} members "
+                    f"({share:.0%} > failsafe_max_removal_share "
+                    f"{self.settings.failsafe_max_removal_share:.0%})"
+                )
+        if plan.removals > self.settings.failsafe_max_removals:
+            reasons.append(
+                f"would remove {plan.removals} memberships in all "
+                f"(> failsafe_max_removals {self.settings.failsafe_max_removals})"
+            )
+        return reasons
+
+    async def sync(self, *, full: bool = False, approve: bool = False) -> SyncReport:
+        """Bring Coder up to date with the journal (or with everything, for ``full``).
+
+        A plan the failsafe holds is not applied (the journal is kept) until ``approve``."""
         report = SyncReport(full=full, started=_now())
         if not await self.acquire_lease():
             report.skipped = "another replica holds the sync lease"
@@ -167,6 +198,15 @@ class SyncEngine:
             report.groups_in_scope = len(scope.desired) + len(scope.gone)
             report.changes = plan.describe(names)
             report.pending_users = {names.get(u, u): why for u, why in plan.pending.items()}
+            report.held = [] if approve else self.failsafe(plan)
+            if report.held:
+                log.warning(
+                    "sync held by the failsafe, approve with `scim-bridge sync --approve`: %s",
+                    "; ".join(report.held),
+                )
+                report.finished = _now()
+                await self._save_status(report)
+                return report
             applied = await apply_plan(
                 self.client,
                 plan,
@@ -177,7 +217,10 @@ class SyncEngine:
             )
             report.writes = applied.writes
             report.failures = applied.failures
-            if applied.ok and scope.journal_max is not None:
+            mapped = True
+            if self.settings.mode == "mapping":  # the groups exist now: map claims to them
+                mapped = await self._sync_mapping(organization_id, report)
+            if applied.ok and mapped and scope.journal_max is not None:
                 report.journal_done = await self._forget_changes(scope.journal_max)
         except (CoderError, SyncBlocked) as error:
             report.failures.append(str(error))
@@ -208,7 +251,9 @@ class SyncEngine:
                 group_ids = set(existing) | set(links)
             else:
                 group_ids, touched_users = await self._journal_scope(connection, journal_max)
-            desired_members = await self._effective_members(connection, group_ids & set(existing))
+            # Mapping mode plans groups only: their members are not read.
+            in_scope = group_ids & set(existing) if self.plan_settings.manage_members else set()
+            desired_members = await self._effective_members(connection, in_scope)
             desired = {
                 gid: DesiredGroup(gid, existing[gid], frozenset(desired_members.get(gid, ())))
                 for gid in group_ids
@@ -322,6 +367,57 @@ class SyncEngine:
                     index.add(candidate)
         return index
 
+    # -- mapping mode (coder/mapping.py) -----------------------------------------------------
+
+    async def plan_mapping(self, organization_id: str) -> MappingPlan:
+        """The mapping the tree asks for, the PATCH that writes it, and what to warn about
+        (above all: Coder applies no mapping while the organization's group sync is off)."""
+        async with self.database.transaction(write=False) as connection:
+            tree = await self.inheritance.tree(connection)
+            links = {
+                row.scim_group_id: Link(
+                    row.scim_group_id, row.coder_group_id, row.coder_name, row.owned
+                )
+                for row in await connection.execute(select(CODER_LINKS))
+            }
+        desired = desired_mapping(tree, links, self.settings.mapping_claim)
+        current = await self.client.group_sync_settings(organization_id)
+        warnings = desired.warnings(self.settings.mapping_claim)
+        if not current.field:
+            warnings.insert(
+                0,
+                f"Coder organization {self.settings.organization} has no group sync field: "
+                "Coder will never apply the mapping until it is set (Coder admin → "
+                "Organization → IdP Sync → Group sync field, e.g. "
+                f"{self.settings.group_sync_field!r}, the claim that carries the groups)",
+            )
+        names = {
+            link.coder_group_id: link.coder_name
+            for link in links.values()
+            if link.coder_group_id is not None
+        }
+        return MappingPlan(desired, mapping_diff(desired.mapping, current.mapping), warnings, names)
+
+    async def _sync_mapping(self, organization_id: str, report: SyncReport) -> bool:
+        """Write the mapping diff; False (and a failure in the report) if Coder refused."""
+        mapping = await self.plan_mapping(organization_id)
+        report.warnings += mapping.warnings
+        for warning in mapping.warnings:
+            log.warning("%s", warning)
+        report.changes += mapping.describe()
+        if mapping.diff.empty:
+            return True
+        report.writes += 1
+        try:
+            await self.client.patch_group_sync_mapping(
+                organization_id, mapping.diff.add, mapping.diff.remove
+            )
+        except CoderError as error:
+            log.error("%s", error)
+            report.failures.append(str(error))
+            return False
+        return True
+
     # -- writing the bridge's side ----------------------------------------------------------------
 
     async def _record_link(self, link: Link) -> None:
@@ -383,3 +479,15 @@ def _email(data: dict[str, Any]) -> str | None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def build_engine(database: Database, settings: CoderSettings) -> SyncEngine:
+    """The engine of a configured Coder (``coder.url`` and ``coder.token``)."""
+    if not settings.url or not settings.token:
+        raise SyncBlocked(
+            "no Coder is configured: set coder.url and SCIM_BRIDGE_CODER__TOKEN (docs/coder.md)"
+        )
+    client = CoderClient(
+        settings.url, settings.token, rate_limit_per_minute=settings.rate_limit_per_minute
+    )
+    return SyncEngine(database, settings, client)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from ..config import CoderSettings
 from .engine import SyncEngine, SyncReport
@@ -27,6 +28,7 @@ class SyncWorker:
         self._task: asyncio.Task[None] | None = None
         self._full_requested = asyncio.Event()
         self.last_report: SyncReport | None = None
+        self.on_report: Callable[[SyncReport], None] | None = None  # each finished run: metrics
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="scim-bridge sync")
@@ -61,6 +63,8 @@ class SyncWorker:
                     report = await self.engine.sync(full=False)
                 if report is not None:
                     self.last_report = report
+                    if self.on_report is not None:
+                        self.on_report(report)
                     failed = bool(report.failures)
                     backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS) if failed else 0.0
             except Exception:  # a bug must not stop syncing for good
