@@ -225,12 +225,20 @@ async def _with_engine(args: argparse.Namespace, action: str) -> int:
         engine = build_engine(database, settings.coder)
         try:
             if action == "plan":
-                plan, _, names, _ = await engine.plan(full=True)
+                plan, _, names, organization_id = await engine.plan(full=True)
                 held = engine.failsafe(plan)
+                mapping = (
+                    await engine.plan_mapping(organization_id)
+                    if settings.coder.mode == "mapping"
+                    else None
+                )
                 if args.json:
-                    print(json.dumps({**plan.as_json(), "failsafe": held}, indent=2))
+                    body = {**plan.as_json(), "failsafe": held}
+                    if mapping is not None:
+                        body["mapping"] = mapping.describe()
+                    print(json.dumps(body, indent=2))
                     return 0
-                lines = plan.describe(names)
+                lines = plan.describe(names) + (mapping.describe() if mapping else [])
                 print("\n".join(lines) if lines else "nothing to change: Coder is in sync")
                 for reason in held:
                     print(f"! the failsafe would hold this sync: {reason}")
