@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scim_bridge.coderdouble import Clock, CoderState, DoubleConfig, User, create_coder_double
+from scim_bridge.config import CoderSettings
 from tests.server import free_port
 
 NON_OWNER_ROLES = ("user-admin", "template-admin")
@@ -128,3 +130,17 @@ def run_coder_double(
         server.serve(config, clock, non_owner_roles=non_owner_roles) as live,
     ):
         yield live
+
+
+def coder_settings(live: LiveCoder, **overrides: Any) -> CoderSettings:
+    """The bridge's Coder settings for tests: this double, quick debounce, no pacing, no
+    scheduled resync (tests ask for one)."""
+    values: dict[str, Any] = {
+        "url": live.url,
+        "token": live.token,
+        "debounce_seconds": 0.05,
+        "resync_interval_seconds": 0,
+        "rate_limit_per_minute": 0,
+    }
+    values.update(overrides)
+    return CoderSettings.model_validate(values)

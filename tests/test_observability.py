@@ -24,11 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from scim_bridge import cli
 from scim_bridge.coder.client import CoderClient
 from scim_bridge.coderdouble.config import DoubleConfig
-from scim_bridge.config import CoderSettings, ConfigError, Settings, load_settings
+from scim_bridge.config import ConfigError, Settings, load_settings
 from scim_bridge.logs import JsonFormatter, logging_config
 from scim_bridge.metrics import BridgeMetrics, scim_resource
 from scim_bridge.sync.engine import SyncReport
-from tests.coder_fixtures import LiveCoder, run_coder_double
+from tests.coder_fixtures import LiveCoder, coder_settings, run_coder_double
 from tests.server import LiveServer, create_token, run_server
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -120,13 +120,7 @@ def synced_bridge(database_url: str) -> Iterator[LiveServer]:
         coder.state.create_user("alice", "alice@example.com")
         settings = Settings(
             database_url=database_url,
-            coder=CoderSettings(
-                url=coder.url,
-                token=coder.token,
-                debounce_seconds=0.05,
-                resync_interval_seconds=0,
-                rate_limit_per_minute=0,
-            ),
+            coder=coder_settings(coder),
         )
         token = asyncio.run(create_token(database_url, "tests"))
         with run_server(settings, token) as server:

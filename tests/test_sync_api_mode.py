@@ -18,8 +18,8 @@ import pytest
 
 from scim_bridge.coderdouble.config import DoubleConfig
 from scim_bridge.coderdouble.models import GroupSyncSettings
-from scim_bridge.config import CoderSettings, HierarchySettings, Settings
-from tests.coder_fixtures import LiveCoder, run_coder_double
+from scim_bridge.config import HierarchySettings, Settings
+from tests.coder_fixtures import LiveCoder, coder_settings, run_coder_double
 from tests.conftest import PEOPLE
 from tests.server import LiveServer, create_token, run_server
 
@@ -32,13 +32,7 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 def bridge(database_url: str, coder: LiveCoder) -> Iterator[LiveServer]:
     settings = Settings(
         database_url=database_url,
-        coder=CoderSettings(
-            url=coder.url,
-            token=coder.token,
-            debounce_seconds=0.05,
-            resync_interval_seconds=0,
-            rate_limit_per_minute=0,
-        ),
+        coder=coder_settings(coder),
     )
     token = asyncio.run(create_token(database_url, "tests"))
     admin = asyncio.run(create_token(database_url, "ops", "admin"))
@@ -251,13 +245,7 @@ def test_rate_limited_coder_still_ends_exact(
             coder.state.create_user(name, f"{name}@example.com")
         settings = Settings(
             database_url=database_url,
-            coder=CoderSettings(
-                url=coder.url,
-                token=coder.token,
-                debounce_seconds=0.05,
-                resync_interval_seconds=0,
-                rate_limit_per_minute=0,
-            ),
+            coder=coder_settings(coder),
         )
         token = asyncio.run(create_token(database_url, "tests"))
         with run_server(settings, token) as server:
@@ -278,13 +266,7 @@ def test_hierarchy_file_tree_reaches_coder(
     settings = Settings(
         database_url=database_url,
         hierarchy=HierarchySettings(file=str(hierarchy)),
-        coder=CoderSettings(
-            url=coder.url,
-            token=coder.token,
-            debounce_seconds=0.05,
-            resync_interval_seconds=0,
-            rate_limit_per_minute=0,
-        ),
+        coder=coder_settings(coder),
     )
     token = asyncio.run(create_token(database_url, "tests"))
     with run_server(settings, token) as server, scim_client(server) as scim:

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from scim_bridge.cli import main
-from scim_bridge.config import CoderSettings, Settings
-from tests.coder_fixtures import LiveCoder
+from scim_bridge.config import Settings
+from tests.coder_fixtures import LiveCoder, coder_settings
 from tests.conftest import PEOPLE
 from tests.server import create_token, free_port, run_server
 from tests.test_sync_api_mode import (
@@ -29,18 +29,6 @@ from tests.test_sync_api_mode import (
 )
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-def coder_settings(coder: LiveCoder, **overrides: object) -> CoderSettings:
-    values: dict[str, object] = {
-        "url": coder.url,
-        "token": coder.token,
-        "debounce_seconds": 0.05,
-        "resync_interval_seconds": 0,
-        "rate_limit_per_minute": 0,
-    }
-    values.update(overrides)
-    return CoderSettings.model_validate(values)
 
 
 def cli_environment(monkeypatch: pytest.MonkeyPatch, database_url: str, coder: LiveCoder) -> None:
