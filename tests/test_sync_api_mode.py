@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,102 @@ def test_hierarchy_file_tree_reaches_coder(
             scim.post("/Groups", json=body)
         expected = {"engineering": {"alice", "bob", "dave"}, "java": {"alice"}, "python": {"bob"}}
         eventually(lambda: _assert_equal(coder_groups(coder), expected))
+
+
+@pytest.fixture
+def bridge_with(database_url: str, coder: LiveCoder) -> Iterator[Callable[..., LiveServer]]:
+    """Start the bridge with some Coder settings changed (one server per test)."""
+    with ExitStack() as stack:
+
+        def start(**overrides: Any) -> LiveServer:
+            settings = Settings(database_url=database_url, coder=coder_settings(coder, **overrides))
+            token = asyncio.run(create_token(database_url, "tests"))
+            return stack.enter_context(run_server(settings, token))
+
+        yield start
+
+
+def _post_user(scim: httpx.Client, name: str, email: str) -> str:
+    body = {"schemas": [USER], "userName": name, "emails": [{"value": email}]}
+    return str(scim.post("/Users", json=body).json()["id"])
+
+
+def _post_group(scim: httpx.Client, name: str, members: list[str]) -> str:
+    body = {"schemas": [GROUP], "displayName": name, "members": [{"value": m} for m in members]}
+    return str(scim.post("/Groups", json=body).json()["id"])
+
+
+def test_missing_coder_users_are_created_when_configured(
+    bridge_with: Callable[..., LiveServer], coder: LiveCoder
+) -> None:
+    server = bridge_with(create_missing_users=True)
+    with scim_client(server) as scim:
+        erin = _post_user(scim, "erin", "erin@example.com")
+        _post_group(scim, "Java", [erin])
+    eventually(lambda: _assert_equal(coder_groups(coder), {"java": {"erin"}}))
+    assert coder.state.user("erin").login_type == "oidc"
+
+
+def test_missing_coder_users_stay_pending_by_default(
+    bridge_with: Callable[..., LiveServer], coder: LiveCoder
+) -> None:
+    server = bridge_with()
+    with scim_client(server) as scim:
+        erin = _post_user(scim, "erin", "erin@example.com")
+        alice = _post_user(scim, "alice", "alice@example.com")
+        _post_group(scim, "Java", [erin, alice])
+    eventually(lambda: _assert_equal(coder_groups(coder), {"java": {"alice"}}))
+    assert coder.state.find_user("erin") is None
+
+
+def test_deactivated_user_is_suspended_when_configured(
+    bridge_with: Callable[..., LiveServer], coder: LiveCoder
+) -> None:
+    server = bridge_with(suspend_deactivated_users=True)
+    with scim_client(server) as scim:
+        alice = _post_user(scim, "alice", "alice@example.com")
+        _post_group(scim, "Java", [alice])
+        eventually(lambda: _assert_equal(coder_groups(coder), {"java": {"alice"}}))
+        scim.patch(
+            f"/Users/{alice}",
+            json={
+                "schemas": [PATCH],
+                "Operations": [{"op": "replace", "value": {"active": False}}],
+            },
+        )
+    eventually(lambda: _assert_equal(coder.state.user("alice").status, "suspended"))
+    assert coder_groups(coder) == {"java": set()}
+
+
+def test_users_can_be_matched_by_username(
+    bridge_with: Callable[..., LiveServer], coder: LiveCoder
+) -> None:
+    server = bridge_with(match_users_by="username")
+    with scim_client(server) as scim:
+        alice = _post_user(scim, "alice", "someone-else@example.org")
+        _post_group(scim, "Java", [alice])
+    eventually(lambda: _assert_equal(coder_groups(coder), {"java": {"alice"}}))
+
+
+def test_adopted_group_is_taken_over_not_duplicated(
+    bridge_with: Callable[..., LiveServer], coder: LiveCoder
+) -> None:
+    existing = coder.state.create_group(coder.state.default_org, "java")
+    coder.state.add_group_members(existing, [coder.state.user("dave")])
+    server = bridge_with(adopt_groups=["Java"])
+    with scim_client(server) as scim:
+        alice = _post_user(scim, "alice", "alice@example.com")
+        _post_group(scim, "Java", [alice])
+    eventually(lambda: _assert_equal(coder_groups(coder), {"java": {"alice"}}))
+
+
+def test_name_collision_with_a_hand_made_group_gets_a_suffix(
+    bridge_with: Callable[..., LiveServer], coder: LiveCoder
+) -> None:
+    hand_made = coder.state.create_group(coder.state.default_org, "java")
+    coder.state.add_group_members(hand_made, [coder.state.user("dave")])
+    server = bridge_with()
+    with scim_client(server) as scim:
+        alice = _post_user(scim, "alice", "alice@example.com")
+        _post_group(scim, "Java", [alice])
+    eventually(lambda: _assert_equal(coder_groups(coder), {"java": {"dave"}, "java-2": {"alice"}}))
