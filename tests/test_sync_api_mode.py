@@ -184,9 +184,11 @@ def test_drift_made_by_hand_in_coder_is_corrected(bridge: LiveServer, coder: Liv
     engineering = coder.state.groups_named()["engineering"]
     coder.state.remove_group_members(engineering, [coder.state.user("bob")])
     coder.state.add_group_members(engineering, [coder.state.user("dave")])
+    eventually(lambda: _assert_equal(_pending(bridge), 0))
     report = _full_sync(bridge)
     assert report["failures"] == []
     assert coder_groups(coder) == EXPECTED
+    assert "  - engineering: remove dave" in report["drift"]
 
 
 def test_final_state_is_exact_despite_failing_writes(bridge: LiveServer, coder: LiveCoder) -> None:

@@ -67,6 +67,7 @@ class SyncReport:
     skipped: str = ""
     warnings: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)  # full resync with no change pending
 
     @property
     def ok(self) -> bool:
@@ -197,6 +198,10 @@ class SyncEngine:
             plan, scope, names, organization_id = await self.plan(full=full)
             report.groups_in_scope = len(scope.desired) + len(scope.gone)
             report.changes = plan.describe(names)
+            if full and scope.journal_max is None:
+                # Nothing was pending, so whatever a full resync changes was drift (edits made
+                # in Coder by hand, or changes lost there).
+                report.drift = list(report.changes)
             report.pending_users = {names.get(u, u): why for u, why in plan.pending.items()}
             report.held = [] if approve else self.failsafe(plan)
             if report.held:
