@@ -22,10 +22,14 @@ from sqlalchemy import (
     String,
     and_,
     cast,
+    column,
     delete,
     func,
+    insert,
     literal,
     select,
+    table,
+    text,
     union_all,
     update,
 )
@@ -317,15 +321,42 @@ class Inheritance:
             )
 
     async def recompute(self, connection: AsyncConnection) -> None:
-        """Rebuild the whole table from the tree and the direct memberships (repair)."""
+        """Rebuild the whole table from the tree and the direct memberships (repair).
+
+        The (group, source) pairs go into a temporary table, and one INSERT … SELECT joins
+        them with the direct memberships: the database does the counting, in one pass.
+        """
         tree = await self.tree(connection, lock="update")
         await connection.execute(delete(EFFECTIVE))
-        deltas = [
-            (group, source, 1)
+        pairs = [
+            {"group_id": group, "source_id": source}
             for group in sorted(tree.inputs.groups)
             for source in sorted(tree.graph.sources(group))
         ]
-        await self._apply_source_deltas(connection, deltas)
+        await connection.execute(
+            text(
+                "CREATE TEMPORARY TABLE recompute_pairs "
+                "(group_id VARCHAR(36) NOT NULL, source_id VARCHAR(36) NOT NULL)"
+            )
+        )
+        # No try/finally: on an error the transaction rolls back, and with it the table's
+        # creation (DDL is transactional on SQLite and PostgreSQL).
+        temporary = table(
+            "recompute_pairs", column("group_id", String), column("source_id", String)
+        )
+        for start in range(0, len(pairs), 10_000):
+            await connection.execute(insert(temporary), pairs[start : start + 10_000])
+        counted = (
+            select(temporary.c.group_id, MEMBERS.c.member_id, func.count())
+            .join_from(temporary, MEMBERS, MEMBERS.c.group_id == temporary.c.source_id)
+            .where(MEMBERS.c.member_type == "User")
+            .group_by(temporary.c.group_id, MEMBERS.c.member_id)
+        )
+        await connection.execute(
+            insert(EFFECTIVE).from_select(["group_id", "user_id", "sources"], counted)
+        )
+        await connection.execute(text("DROP TABLE recompute_pairs"))
+        await journal.record(connection, "group", tree.inputs.groups)
 
     # -- reading -------------------------------------------------------------------------
 
