@@ -1,0 +1,1 @@
+"""Benchmarks of scim-bridge; each prints its figures (see docs/benchmarks.md)."""
