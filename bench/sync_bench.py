@@ -601,7 +601,7 @@ class ScimSide:
         started = time.perf_counter()
         try:
             async with self.storage.operation():
-                group = await self.storage.get(self.group_type, group_id)
+                group: Any = await self.storage.get(self.group_type, group_id)  # a Group
                 members = list(group.members or [])
                 members.append(GroupMember(value=user_id, type="User"))
                 group.members = members
@@ -677,10 +677,10 @@ async def run_syncs(
         figures["effective_rows"] = int(
             (await connection.execute(select(func.count()).select_from(EFFECTIVE))).scalar_one()
         )
-        active = select(EFFECTIVE.c.group_id).join(USERS, USERS.c.id == EFFECTIVE.c.user_id)
-        active = active.where(USERS.c.active.is_(True)).distinct().subquery()
+        joined = select(EFFECTIVE.c.group_id).join(USERS, USERS.c.id == EFFECTIVE.c.user_id)
+        nonempty = joined.where(USERS.c.active.is_(True)).distinct().subquery()
         figures["nonempty_groups"] = int(
-            (await connection.execute(select(func.count()).select_from(active))).scalar_one()
+            (await connection.execute(select(func.count()).select_from(nonempty))).scalar_one()
         )
     first, report = await harness.sync("first full sync", full=True)
     figures["first"] = asdict(first) | {"reads": first.reads, "writes": first.writes}
