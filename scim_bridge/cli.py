@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, TypeVar
 from .config import DEFAULT_DATABASE_URL, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
+    from .coder.acl import TemplateAclPlan
     from .hierarchy.service import HierarchyService
     from .hierarchy.spec import HierarchySpec
+    from .sync.engine import SyncEngine
 
 T = TypeVar("T")
 
@@ -232,16 +234,28 @@ async def _with_engine(args: argparse.Namespace, action: str) -> int:
                     if settings.coder.mode == "mapping"
                     else None
                 )
+                templates, template_error = await _template_plan(engine, organization_id)
                 if args.json:
                     body = {**plan.as_json(), "failsafe": held}
                     if mapping is not None:
                         body["mapping"] = mapping.describe()
+                    if engine.templates.enabled:
+                        body["template_acls"] = templates.as_json() if templates else None
+                        body["template_acl_changes"] = templates.corrections() if templates else []
+                        body["template_errors"] = [template_error] if template_error else []
                     print(json.dumps(body, indent=2))
-                    return 0
+                    return 0 if template_error is None else 1
                 lines = plan.describe(names) + (mapping.describe() if mapping else [])
-                print("\n".join(lines) if lines else "nothing to change: Coder is in sync")
+                lines += templates.describe() if templates else []
+                if lines or template_error is None:
+                    print("\n".join(lines) if lines else "nothing to change: Coder is in sync")
                 for reason in held:
                     print(f"! the failsafe would hold this sync: {reason}")
+                for warning in templates.warnings if templates else []:
+                    print(f"! {warning}")
+                if template_error is not None:
+                    print(f"scim-bridge: {template_error}", file=sys.stderr)
+                    return 1
                 return 0
             report = await engine.sync(full=True, approve=args.approve)
         finally:
@@ -251,15 +265,37 @@ async def _with_engine(args: argparse.Namespace, action: str) -> int:
         await database.dispose()
     for line in report.changes:
         print(line)
+    for line in report.template_corrections:
+        print(f"~ {line}")
+    for line in report.template_drift:
+        print(f"? {line}")
     for reason in report.held:
         print(f"held by the failsafe: {reason}\nrun `scim-bridge sync --approve` to apply it")
-    for failure in report.failures:
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for failure in report.failures + report.template_errors:
         print(f"failed: {failure}", file=sys.stderr)
     if report.skipped:
         print(f"skipped: {report.skipped}", file=sys.stderr)
-    if report.ok:
-        print(f"in sync ({report.writes} write calls, {report.groups_in_scope} groups)")
-    return 0 if report.ok else 1
+    if report.clean:
+        checked = f", {report.templates_checked} templates" if report.templates_checked else ""
+        print(f"in sync ({report.writes} write calls, {report.groups_in_scope} groups{checked})")
+    return 0 if report.clean else 1
+
+
+async def _template_plan(
+    engine: SyncEngine, organization_id: str
+) -> tuple[TemplateAclPlan | None, str | None]:
+    """The template ACL plan (None when no department is configured) or why there is none."""
+    from .coder.acl import TemplateIsolationError
+    from .coder.client import CoderError
+
+    if not engine.templates.enabled:
+        return None, None
+    try:
+        return await engine.templates.plan(organization_id), None
+    except (TemplateIsolationError, CoderError) as error:
+        return None, f"template isolation: {error}"
 
 
 def _sync(args: argparse.Namespace) -> int:

@@ -9,10 +9,20 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .hierarchy.spec import GroupRef
 
 ENV_PREFIX = "SCIM_BRIDGE_"
 CONFIG_FILE_ENV = "SCIM_BRIDGE_CONFIG"
@@ -63,6 +73,96 @@ class HierarchySettings(BaseModel):
         return value
 
 
+def _group_ref(value: Any) -> Any:
+    """A group is named by its displayName (a plain string) or ``{externalId: ...}``."""
+    return {"displayName": value} if isinstance(value, str) else value
+
+
+TreeGroup = Annotated[GroupRef, BeforeValidator(_group_ref)]
+
+
+class DepartmentGrant(BaseModel):
+    """One more group of the tree that gets a role on the department's templates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: TreeGroup
+    role: Literal["admin", "use"] = "use"
+
+
+class DepartmentSettings(BaseModel):
+    """A department: a group of the tree that owns Coder templates (docs/template-isolation.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="what reports call it, e.g. java")
+    group: TreeGroup = Field(description="the department's group in the tree")
+    templates: list[str] = Field(
+        description="the Coder templates it owns: names or shell-style patterns (java-*), "
+        "matched case-insensitively",
+    )
+    admin_group: TreeGroup = Field(description="its template admins: `admin` on its templates")
+    user_group: TreeGroup | None = Field(
+        default=None,
+        description="who may use its templates (`use`); default: the department group, "
+        "whose effective members include its subgroups",
+    )
+    ancestors_use: bool = Field(
+        default=False, description="the department group's ancestors get `use` too"
+    )
+    isolated: bool = Field(default=False, description="remove Everyone from its templates' ACLs")
+    strict: bool | None = Field(
+        default=None,
+        description="remove ACL entries of groups and users the bridge does not manage "
+        "(default: template_isolation.strict)",
+    )
+    grants: list[DepartmentGrant] = Field(default_factory=list)
+
+    @field_validator("templates")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("list at least one template name or pattern, e.g. [java-*]")
+        blank = [pattern for pattern in value if not pattern.strip()]
+        if blank:
+            raise ValueError("template names and patterns must not be empty, e.g. java-*")
+        return value
+
+
+class TemplateIsolationSettings(BaseModel):
+    """Departments and the template ACLs the bridge keeps for them (contract §7)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strict: bool = Field(
+        default=False,
+        description="remove ACL entries of groups and users the bridge does not manage; "
+        "false reports them as drift and keeps them",
+    )
+    departments: list[DepartmentSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> TemplateIsolationSettings:
+        problems = []
+        names: dict[str, int] = {}
+        patterns: dict[str, str] = {}
+        for department in self.departments:
+            key = department.name.lower()
+            if key in names:
+                problems.append(f"two departments are named {department.name!r}")
+            names[key] = 1
+            for pattern in department.templates:
+                owner = patterns.setdefault(pattern.lower(), department.name)
+                if owner != department.name:
+                    problems.append(
+                        f"template {pattern!r} is claimed by departments {owner} and "
+                        f"{department.name}; a template belongs to one department"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class CoderSettings(BaseModel):
     """Where and how the tree is written into Coder (docs/coder.md). No ``url``: no sync."""
 
@@ -96,6 +196,13 @@ class CoderSettings(BaseModel):
     failsafe_max_removal_share: float = Field(default=0.5, gt=0, le=1)
     failsafe_min_group_size: int = Field(default=10, ge=1)
     failsafe_max_removals: int = Field(default=200, ge=1)
+    template_acl_interval_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="how often the departments' template ACLs are checked between resyncs "
+        "(new templates, edits by department admins); 0 = with resyncs only",
+    )
+    template_isolation: TemplateIsolationSettings = Field(default_factory=TemplateIsolationSettings)
 
     @field_validator("url")
     @classmethod
@@ -129,7 +236,8 @@ class CoderSettings(BaseModel):
         if self.url and not self.token:
             raise ValueError(
                 "coder.url is set but coder.token is not: set SCIM_BRIDGE_CODER__TOKEN "
-                "to a token of a Coder user with the user-admin role (docs/coder.md)"
+                "to a token of a Coder user with the user-admin role, and template-admin "
+                "too when departments are configured (docs/coder.md)"
             )
 
 
@@ -251,18 +359,27 @@ def _section_model(path: tuple[str, ...]) -> type[BaseModel] | None:
     """The settings model of the section at ``path`` (``()`` is the top level)."""
     model: type[BaseModel] = Settings
     for key in path:
+        if key.isdigit():  # an item of a list section: the item's model is already in hand
+            continue
         field = model.model_fields.get(key)
         if field is None:
             return None
-        nested = [
-            candidate
-            for candidate in (field.annotation, *get_args(field.annotation))
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel)
-        ]
-        if not nested:
+        nested = _model_in(field.annotation)
+        if nested is None:
             return None
-        model = nested[0]
+        model = nested
     return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings model inside a type: ``X``, ``X | None``, ``list[X]``, ``Annotated[X, …]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def _where(path: tuple[str, ...], sources: Sources) -> str:
@@ -286,14 +403,17 @@ def _describe(error: Any, sources: Sources) -> str:
     env_name = ENV_PREFIX + "__".join(path).upper()
     if error["type"] == "extra_forbidden":
         section = _section_model(path[:-1])
-        known = ", ".join(section.model_fields) if section else "(none)"
+        fields = section.model_fields.items() if section else ()
+        known = ", ".join(info.alias or name for name, info in fields) or "(none)"
         where = sources.get(path, _where(path, sources))
         return f"{key}: unknown key in {where}; remove it or use one of: {known}"
     if error["type"] == "missing":
         where = _where(path[:-1], sources) if len(path) > 1 else "the configuration"
         return f"{key}: required in {where}; set it (or {env_name})"
-    value = _shown(path, error.get("input"))
     fix = error["msg"].removeprefix("Value error, ")
+    if isinstance(error.get("input"), dict | list):  # a whole section: its value says nothing
+        return f"{key} (from {_where(path, sources)}) is invalid: {fix}"
+    value = _shown(path, error.get("input"))
     return f"{key}={value} (from {_where(path, sources)}) is invalid: {fix}"
 
 

@@ -68,7 +68,8 @@ class BridgeMetrics:
         )
         self.sync_runs = Counter(
             "scim_bridge_sync_runs",
-            "Coder sync runs, by kind (full, incremental) and result (ok, failed, held, skipped)",
+            "Coder sync runs, by kind (full, incremental, templates) and result "
+            "(ok, failed, held, skipped)",
             ["kind", "result"],
             registry=self.registry,
         )
@@ -81,6 +82,17 @@ class BridgeMetrics:
         self.pending_changes = Gauge(
             "scim_bridge_sync_pending_changes",
             "Changes in the journal that have not reached Coder yet (read at each scrape)",
+            registry=self.registry,
+        )
+        self.template_corrections = Counter(
+            "scim_bridge_template_acl_corrections",
+            "Template ACL entries the bridge set or removed to keep departments isolated",
+            registry=self.registry,
+        )
+        self.template_errors = Gauge(
+            "scim_bridge_template_isolation_errors",
+            "Problems the last template ACL check found (configuration or Coder refusals); "
+            "0 when it applied everything",
             registry=self.registry,
         )
         self.last_success = Gauge(
@@ -98,16 +110,19 @@ class BridgeMetrics:
 
     def sync_report(self, report: SyncReport) -> None:
         """``SyncWorker(on_report=...)``: one finished sync run."""
-        kind = "full" if report.full else "incremental"
+        kind = report.kind
         if report.skipped:
             result = "skipped"  # another replica holds the lease
-        elif report.failures:
+        elif report.failures or (kind == "templates" and report.template_errors):
             result = "failed"
         elif report.held:
             result = "held"  # the failsafe held it until approved
         else:
             result = "ok"
         self.sync_runs.labels(kind, result).inc()
+        self.template_corrections.inc(len(report.template_corrections))
+        if report.templates_checked or report.template_errors:
+            self.template_errors.set(len(report.template_errors))
         if result == "ok":
             self.last_success.labels(kind).set(time.time())
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scim_bridge.coderdouble import Clock, CoderState, DoubleConfig, User, create_coder_double
 from scim_bridge.config import CoderSettings
-from tests.server import free_port
+from tests.server import LiveServer, free_port
 
 NON_OWNER_ROLES = ("user-admin", "template-admin")
 
@@ -144,3 +144,50 @@ def coder_settings(live: LiveCoder, **overrides: Any) -> CoderSettings:
     }
     values.update(overrides)
     return CoderSettings.model_validate(values)
+
+
+# -- waiting for the bridge's background worker ------------------------------------------------
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll until ``check`` stops raising AssertionError (the worker syncs in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def assert_equal(actual: Any, expected: Any) -> None:
+    assert actual == expected
+
+
+def admin_client(bridge: LiveServer) -> httpx.Client:
+    """An HTTP client for the bridge's admin API, with its admin token."""
+    return httpx.Client(
+        base_url=f"{bridge.url}/admin/api",
+        headers={"Authorization": f"Bearer {bridge.admin_token}"},
+        timeout=30,
+    )
+
+
+def pending_changes(bridge: LiveServer) -> int:
+    with admin_client(bridge) as admin:
+        return int(admin.get("/sync").json()["pending_changes"])
+
+
+def full_sync(bridge: LiveServer) -> dict[str, Any]:
+    """Ask for a full resync and wait for its report."""
+    with admin_client(bridge) as admin:
+        before = admin.get("/sync").json()["last_runs"].get("full", {}).get("finished")
+        assert admin.post("/sync").status_code == 202
+
+        def finished() -> dict[str, Any]:
+            run = admin.get("/sync").json()["last_runs"].get("full", {})
+            assert run.get("finished") and run.get("finished") != before
+            return dict(run)
+
+        return dict(eventually(finished))

@@ -45,9 +45,15 @@ from scim_bridge.coderdouble.models import GroupSyncSettings
 from scim_bridge.config import CoderSettings, HierarchySettings, Settings
 from scim_bridge.hierarchy.engine import GroupInfo, Tree, TreeInputs
 from scim_bridge.hierarchy.graph import EdgeSource, GroupGraph
-from tests.coder_fixtures import LiveCoder, run_coder_double
+from tests.coder_fixtures import (
+    LiveCoder,
+    assert_equal,
+    eventually,
+    full_sync,
+    run_coder_double,
+)
 from tests.server import LiveServer, create_token, run_server
-from tests.test_sync_api_mode import GROUP, USER, coder_groups, eventually, scim_client
+from tests.test_sync_api_mode import GROUP, USER, coder_groups, scim_client
 
 # -- the pure mapping ---------------------------------------------------------------------
 
@@ -387,31 +393,11 @@ def bridge_effective(server: LiveServer) -> dict[str, set[str]]:
         return found
 
 
-def full_sync(server: LiveServer) -> dict[str, Any]:
-    with httpx.Client(
-        base_url=f"{server.url}/admin/api",
-        headers={"Authorization": f"Bearer {server.admin_token}"},
-    ) as admin:
-        before = admin.get("/sync").json()["last_runs"].get("full", {}).get("finished")
-        assert admin.post("/sync").status_code == 202
-
-        def finished() -> dict[str, Any]:
-            run = admin.get("/sync").json()["last_runs"].get("full", {})
-            assert run.get("finished") and run.get("finished") != before
-            return dict(run)
-
-        return dict(eventually(finished))
-
-
-def _assert_equal(actual: Any, expected: Any) -> None:
-    assert actual == expected
-
-
 def test_users_logging_in_land_in_the_groups_api_mode_gives_them(
     bridge: LiveServer, double: LiveCoder
 ) -> None:
     provision(bridge)
-    eventually(lambda: _assert_equal(mapping_names(double), EXPECTED_MAPPING))
+    eventually(lambda: assert_equal(mapping_names(double), EXPECTED_MAPPING))
     log_everyone_in(double, {g: g for g in DIRECT})
     assert coder_groups(double) == EFFECTIVE == bridge_effective(bridge)
 
@@ -424,14 +410,14 @@ def test_external_id_claims_land_users_in_the_same_groups(
     with server as live:
         provision(live, external_ids=True)
         expected = by_external_id(EXPECTED_MAPPING)
-        eventually(lambda: _assert_equal(mapping_names(double), expected))
+        eventually(lambda: assert_equal(mapping_names(double), expected))
     log_everyone_in(double, EXTERNAL_IDS)
     assert coder_groups(double) == EFFECTIVE
 
 
 def test_mapping_mode_adds_no_members_itself(bridge: LiveServer, double: LiveCoder) -> None:
     provision(bridge)
-    eventually(lambda: _assert_equal(mapping_names(double), EXPECTED_MAPPING))
+    eventually(lambda: assert_equal(mapping_names(double), EXPECTED_MAPPING))
     assert coder_groups(double) == {name: set() for name in EFFECTIVE}
 
 
@@ -445,7 +431,7 @@ def test_keys_the_bridge_does_not_manage_survive(
     server, _ = start_bridge(database_url, double, tmp_path)
     with server as live:
         provision(live)
-        eventually(lambda: _assert_equal(mapping_names(double).keys(), {*DIRECT, *hand_made}))
+        eventually(lambda: assert_equal(mapping_names(double).keys(), {*DIRECT, *hand_made}))
     stored = double.state.group_sync[org.id].mapping or {}
     assert {key: stored[key] for key in hand_made} == hand_made
 
@@ -457,7 +443,7 @@ def test_empty_group_sync_field_is_warned_about_and_the_mapping_still_written(
     server, admin = start_bridge(database_url, double, tmp_path)
     with server as live:
         provision(live)
-        eventually(lambda: _assert_equal(mapping_names(double), EXPECTED_MAPPING))
+        eventually(lambda: assert_equal(mapping_names(double), EXPECTED_MAPPING))
         report = full_sync(replace(live, admin_token=admin))
     assert report["failures"] == []
     assert any("never apply the mapping" in warning for warning in report["warnings"])
@@ -467,7 +453,7 @@ def test_resync_of_a_written_mapping_makes_no_write_calls(
     bridge: LiveServer, double: LiveCoder
 ) -> None:
     provision(bridge)
-    eventually(lambda: _assert_equal(mapping_names(double), EXPECTED_MAPPING))
+    eventually(lambda: assert_equal(mapping_names(double), EXPECTED_MAPPING))
     full_sync(bridge)  # settles whatever the journal still held
     writes_before = double.state.calls.write_count()
     report = full_sync(bridge)
@@ -493,7 +479,7 @@ def test_export_writes_the_mapping_the_bridge_keeps_in_coder(
     bridge: LiveServer, double: LiveCoder, cli_env: Path
 ) -> None:
     provision(bridge)
-    eventually(lambda: _assert_equal(mapping_names(double), EXPECTED_MAPPING))
+    eventually(lambda: assert_equal(mapping_names(double), EXPECTED_MAPPING))
     output = cli_env / "group-sync.json"
     assert main(["export-mapping", "--output", str(output)]) == 0
     stored = double.state.group_sync[double.state.default_org.id].mapping or {}

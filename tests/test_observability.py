@@ -12,7 +12,6 @@ import json
 import logging
 import logging.config
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from scim_bridge.config import ConfigError, Settings, load_settings
 from scim_bridge.logs import JsonFormatter, logging_config
 from scim_bridge.metrics import BridgeMetrics, scim_resource
 from scim_bridge.sync.engine import SyncReport
-from tests.coder_fixtures import LiveCoder, coder_settings, run_coder_double
+from tests.coder_fixtures import LiveCoder, coder_settings, eventually, run_coder_double
 from tests.server import LiveServer, create_token, run_server
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -48,18 +47,6 @@ def scrape(server: LiveServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 def labels(**values: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(values.items()))
-
-
-def eventually(check: Any, timeout: float = 30.0) -> Any:
-    """Poll until ``check`` stops raising AssertionError (the worker syncs in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 # -- /metrics over HTTP ------------------------------------------------------------------------

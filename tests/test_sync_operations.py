@@ -10,23 +10,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from scim_bridge.cli import main
 from scim_bridge.config import Settings
-from tests.coder_fixtures import LiveCoder, coder_settings
+from scim_bridge.store.db import Database
+from scim_bridge.sync.engine import SyncEngine, build_engine
+from tests.coder_fixtures import LiveCoder, assert_equal, coder_settings, eventually
 from tests.conftest import PEOPLE
 from tests.server import create_token, free_port, run_server
-from tests.test_sync_api_mode import (
-    EXPECTED,
-    _assert_equal,
-    coder_groups,
-    eventually,
-    provision,
-    scim_client,
-)
+from tests.test_sync_api_mode import EXPECTED, coder_groups, provision, scim_client
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -51,7 +47,7 @@ def test_failsafe_holds_a_sync_that_empties_a_large_group_until_approved(
     token = asyncio.run(create_token(database_url, "tests"))
     with run_server(settings, token) as server:
         ids = provision(server)
-        eventually(lambda: _assert_equal(coder_groups(coder), EXPECTED))
+        eventually(lambda: assert_equal(coder_groups(coder), EXPECTED))
         with scim_client(server) as scim:
             for name in ("alice", "bob"):
                 scim.delete(f"/Users/{ids[name]}")
@@ -111,7 +107,7 @@ def test_two_replicas_on_one_database_sync_without_conflict(
                 },
             )
         expected = {"java": {"alice", "carol"}, "engineering": {"alice", "bob", "carol"}}
-        eventually(lambda: _assert_equal(coder_groups(coder), expected))
+        eventually(lambda: assert_equal(coder_groups(coder), expected))
     assert set(coder_groups(coder)) == {"java", "engineering"}  # no duplicate like java-2
 
 
@@ -185,7 +181,39 @@ def test_bridge_killed_mid_sync_converges_after_restart(
         process.wait(timeout=10)
         coder.state.faults.clear()
         process = _start(command, environment, url)
-        eventually(lambda: _assert_equal(coder_groups(coder), {"java": set(PEOPLE)}), timeout=60)
+        eventually(lambda: assert_equal(coder_groups(coder), {"java": set(PEOPLE)}), timeout=60)
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+# -- the sync lease ---------------------------------------------------------------------------
+
+
+def _engine(database: Any, coder: LiveCoder, lease_seconds: float) -> SyncEngine:
+    # model_copy skips validation: leases shorter than the 5 s minimum keep the test short.
+    settings = coder_settings(coder).model_copy(update={"lease_seconds": lease_seconds})
+    return build_engine(database, settings)
+
+
+def test_lease_is_renewed_while_a_long_run_lasts(database_url: str, coder: LiveCoder) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        database = Database(database_url)
+        first, second = _engine(database, coder, 1.0), _engine(database, coder, 1.0)
+        try:
+            assert await first.acquire_lease()
+            taken_midway = False
+            async with first._lease_kept():
+                for _ in range(12):  # three lease lengths, tried every 0.25 s
+                    await asyncio.sleep(0.25)
+                    taken_midway = taken_midway or await second.acquire_lease()
+            await asyncio.sleep(1.2)  # the run ended: no more renewals, the lease expires
+            return taken_midway, await second.acquire_lease()
+        finally:
+            for engine in (first, second):
+                await engine.client.aclose()
+            await database.dispose()
+
+    taken_midway, taken_after = asyncio.run(scenario())
+    assert not taken_midway, "another replica took the lease during a run"
+    assert taken_after

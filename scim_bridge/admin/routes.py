@@ -17,10 +17,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import TOKEN_PREFIX, TokenStore
+from ..coder.acl import TemplateIsolationError
+from ..coder.client import CoderError
 from ..config import Settings
 from ..hierarchy.service import HierarchyService, NotFound
 from ..store.db import Database
 from ..store.tables import EFFECTIVE, GROUPS, HIERARCHY_STATE, MEMBERS, USERS
+from ..sync.templates import TOKEN_HINT
 from ..sync.worker import SyncWorker
 
 ADMIN_SCOPE = "admin"
@@ -250,13 +253,43 @@ class AdminApi:
         self.sync_worker.request_full_sync()
         return JSONResponse({"requested": True}, status_code=202)
 
+    async def templates(self, _: Request) -> Response:
+        """Each department's templates and their ACLs as they are in Coder now: every entry
+        with its role, what the bridge would make of it and why (read live, applies nothing)."""
+        if self.sync_worker is None:
+            return _sync_off()
+        engine = self.sync_worker.engine
+        if not engine.templates.enabled:
+            return error_response(
+                409,
+                "template isolation is off",
+                "no department is configured: add coder.template_isolation.departments "
+                "(docs/template-isolation.md)",
+            )
+        try:
+            organization = await engine.client.organization(self.settings.coder.organization)
+            plan = await engine.templates.plan(organization.id)
+        except TemplateIsolationError as error:
+            return error_response(409, "template isolation misconfigured", str(error))
+        except CoderError as error:
+            hint = f"; {TOKEN_HINT}" if error.status in (403, 404) else ""
+            return error_response(502, "Coder refused a read", f"{error}{hint}")
+        last = (await engine.status())["last_runs"]
+        body = plan.as_json()
+        body["pending_corrections"] = plan.corrections()
+        body["last_corrections"] = {
+            kind: run.get("template_corrections", []) for kind, run in last.items()
+        }
+        return JSONResponse(body)
+
     def app(self) -> Starlette:
         async def http_error(_: Request, exc: Exception) -> Response:
             assert isinstance(exc, HTTPException)
             if exc.status_code == 404:
                 detail = (
                     "no such admin endpoint; see docs/admin.md (GET /admin/api/health, /tree, "
-                    "/groups/{ref}, /users/{ref}, /sync; POST /admin/api/hierarchy/reload, /sync)"
+                    "/groups/{ref}, /users/{ref}, /sync, /templates; POST "
+                    "/admin/api/hierarchy/reload, /sync)"
                 )
             elif exc.status_code == 405:
                 detail = "this endpoint does not take that method; see docs/admin.md"
@@ -283,6 +316,7 @@ class AdminApi:
                 Route("/hierarchy/reload", self.reload, methods=["POST"]),
                 Route("/sync", self.sync_status, methods=["GET"]),
                 Route("/sync", self.sync_now, methods=["POST"]),
+                Route("/templates", self.templates, methods=["GET"]),
             ],
             middleware=[Middleware(RequireAdminToken, tokens=self.tokens)],
             exception_handlers={HTTPException: http_error, OperationalError: database_error},

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 log = logging.getLogger("scim_bridge.coder")
 RATE_WINDOW_SECONDS = 60.0
@@ -108,6 +108,33 @@ class Template(_Model):
     name: str
     display_name: str = ""
     organization_id: str = ""
+    deleted: bool = False
+
+
+class AclGroup(_Model):
+    id: str
+    name: str
+    display_name: str = ""
+    role: str
+
+
+class AclUser(_Model):
+    id: str
+    username: str
+    email: str = ""
+    role: str
+
+
+class TemplateAcl(_Model):
+    """`TemplateACL` (§7); Coder names the group list ``group``, singular."""
+
+    users: list[AclUser] = Field(default_factory=list)
+    groups: list[AclGroup] = Field(default_factory=list, alias="group")
+
+    @field_validator("users", "groups", mode="before")
+    @classmethod
+    def _nil_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value  # Go encodes an empty slice as null
 
 
 @dataclass
@@ -336,8 +363,9 @@ class CoderClient:
         found = await self.request("GET", f"/organizations/{organization}/templates")
         return [Template.model_validate(t) for t in found or []]
 
-    async def template_acl(self, template_id: str) -> dict[str, Any]:
-        return dict(await self.request("GET", f"/templates/{template_id}/acl"))
+    async def template_acl(self, template_id: str) -> TemplateAcl:
+        found = await self.request("GET", f"/templates/{template_id}/acl")
+        return TemplateAcl.model_validate(found)
 
     async def patch_template_acl(
         self,

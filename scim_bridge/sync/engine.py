@@ -9,10 +9,13 @@ Coder outages, 429s or a crash; a full resync (every managed group) corrects dri
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +47,8 @@ from ..store.tables import (
     SYNC_STATUS,
     USERS,
 )
+from .links import read_links
+from .templates import TemplateIsolation
 
 log = logging.getLogger("scim_bridge.sync")
 JOURNAL_BATCH = 10_000
@@ -57,6 +62,7 @@ class SyncBlocked(Exception):
 class SyncReport:
     full: bool
     started: str
+    kind: str = ""  # full, incremental, or templates (the template ACL check alone)
     finished: str = ""
     groups_in_scope: int = 0
     writes: int = 0
@@ -68,10 +74,25 @@ class SyncReport:
     warnings: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)  # full resync with no change pending
+    # Template isolation (sync/templates.py): kept apart from the membership outcome, so a
+    # department misconfiguration neither blocks memberships nor makes them retry.
+    templates_checked: int = 0
+    template_corrections: list[str] = field(default_factory=list)
+    template_drift: list[str] = field(default_factory=list)  # entries kept (not strict)
+    template_errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or ("full" if self.full else "incremental")
 
     @property
     def ok(self) -> bool:
+        """Memberships (and the mapping) reached Coder."""
         return not self.failures and not self.skipped and not self.held
+
+    @property
+    def clean(self) -> bool:
+        """Everything, template ACLs included, is as configured."""
+        return self.ok and not self.template_errors
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,9 @@ class SyncEngine:
         self.holder = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._index: UserIndex | None = None
         self.inheritance = Inheritance(database)  # mapping mode reads the tree
+        self.templates = TemplateIsolation(
+            database, client, settings.template_isolation, self.inheritance
+        )
         self.plan_settings = PlanSettings(
             group_prefix=settings.group_prefix,
             match_users_by=settings.match_users_by,
@@ -124,6 +148,28 @@ class SyncEngine:
                 )
             )
         return bool(result.rowcount)
+
+    @contextlib.asynccontextmanager
+    async def _lease_kept(self) -> AsyncIterator[None]:
+        """Renew the lease while a run lasts: a first sync at 100k users takes many minutes,
+        and another replica must not take over midway."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.settings.lease_seconds / 3)
+                try:
+                    if not await self.acquire_lease():
+                        log.error("the sync lease was taken by another replica during a run")
+                except Exception:  # a database hiccup: try again at the next tick
+                    log.exception("renewing the sync lease failed")
+
+        task = asyncio.get_running_loop().create_task(renew(), name="scim-bridge sync lease")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def release_lease(self) -> None:
         async with self.database.transaction(write=True) as connection:
@@ -194,6 +240,31 @@ class SyncEngine:
         if not await self.acquire_lease():
             report.skipped = "another replica holds the sync lease"
             return report
+        async with self._lease_kept():
+            await self._sync(report, full=full, approve=approve)
+        report.finished = _now()
+        await self._save_status(report)
+        level = logging.INFO if report.clean else logging.WARNING
+        log.log(level, "sync finished: %s", json.dumps(asdict(report))[:2000])
+        return report
+
+    async def check_templates(self) -> SyncReport:
+        """The departments' template ACLs alone (the worker runs it between resyncs)."""
+        report = SyncReport(full=False, started=_now(), kind="templates")
+        if not await self.acquire_lease():
+            report.skipped = "another replica holds the sync lease"
+            return report
+        async with self._lease_kept():
+            try:
+                organization = await self.client.organization(self.settings.organization)
+                await self.templates.reconcile(organization.id, report, full=True)
+            except CoderError as error:
+                report.template_errors.append(f"template isolation: {error}")
+        report.finished = _now()
+        await self._save_status(report)
+        return report
+
+    async def _sync(self, report: SyncReport, *, full: bool, approve: bool) -> None:
         try:
             plan, scope, names, organization_id = await self.plan(full=full)
             report.groups_in_scope = len(scope.desired) + len(scope.gone)
@@ -209,9 +280,9 @@ class SyncEngine:
                     "sync held by the failsafe, approve with `scim-bridge sync --approve`: %s",
                     "; ".join(report.held),
                 )
-                report.finished = _now()
-                await self._save_status(report)
-                return report
+                # Isolation does not wait for the approval of membership removals.
+                await self.templates.reconcile(organization_id, report, full=full)
+                return
             applied = await apply_plan(
                 self.client,
                 plan,
@@ -227,13 +298,10 @@ class SyncEngine:
                 mapped = await self._sync_mapping(organization_id, report)
             if applied.ok and mapped and scope.journal_max is not None:
                 report.journal_done = await self._forget_changes(scope.journal_max)
+            # After the groups: a department's new groups have their Coder ids now.
+            await self.templates.reconcile(organization_id, report, full=full)
         except (CoderError, SyncBlocked) as error:
             report.failures.append(str(error))
-        report.finished = _now()
-        await self._save_status(report)
-        level = logging.INFO if report.ok else logging.WARNING
-        log.log(level, "sync finished: %s", json.dumps(asdict(report))[:2000])
-        return report
 
     # -- reading the bridge's side ------------------------------------------------------------
 
@@ -242,12 +310,7 @@ class SyncEngine:
             journal_max = (
                 await connection.execute(select(func.max(SYNC_CHANGES.c.id)))
             ).scalar_one()
-            links = {
-                row.scim_group_id: Link(
-                    row.scim_group_id, row.coder_group_id, row.coder_name, row.owned
-                )
-                for row in await connection.execute(select(CODER_LINKS))
-            }
+            links = await read_links(connection)
             existing = dict(
                 (await connection.execute(select(GROUPS.c.id, GROUPS.c.display_name))).all()
             )
@@ -379,12 +442,7 @@ class SyncEngine:
         (above all: Coder applies no mapping while the organization's group sync is off)."""
         async with self.database.transaction(write=False) as connection:
             tree = await self.inheritance.tree(connection)
-            links = {
-                row.scim_group_id: Link(
-                    row.scim_group_id, row.coder_group_id, row.coder_name, row.owned
-                )
-                for row in await connection.execute(select(CODER_LINKS))
-            }
+            links = await read_links(connection)
         desired = desired_mapping(tree, links, self.settings.mapping_claim)
         current = await self.client.group_sync_settings(organization_id)
         warnings = desired.warnings(self.settings.mapping_claim)
@@ -453,7 +511,7 @@ class SyncEngine:
         return int(result.rowcount or 0)
 
     async def _save_status(self, report: SyncReport) -> None:
-        name = "full" if report.full else "incremental"
+        name = report.kind
         body = json.dumps(asdict(report))
         async with self.database.transaction(write=True) as connection:
             await connection.execute(delete(SYNC_STATUS).where(SYNC_STATUS.c.name == name))

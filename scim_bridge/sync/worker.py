@@ -1,8 +1,10 @@
 """The background worker started with the app: journal changes soon, everything on schedule.
 
 After start-up it runs a full resync (which also catches up after a crash or an outage),
-then syncs journal changes once they have settled for ``debounce_seconds``, and runs a full
-resync every ``resync_interval_seconds``. Failures back off exponentially, up to a minute.
+then syncs journal changes once they have settled for ``debounce_seconds``, runs a full
+resync every ``resync_interval_seconds``, and checks the departments' template ACLs every
+``template_acl_interval_seconds`` in between (new templates, edits by department admins).
+Failures back off exponentially, up to a minute.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class SyncWorker:
 
     async def _run(self) -> None:
         next_full = time.monotonic()
+        next_templates = self._next_template_check()
         backoff = 0.0
         tick = max(min(self.settings.debounce_seconds, 1.0), 0.05)
         while not self._stop.is_set():
@@ -58,9 +61,13 @@ class SyncWorker:
                     if report.ok:
                         interval = self.settings.resync_interval_seconds or float("inf")
                         next_full = time.monotonic() + interval
+                        next_templates = self._next_template_check()
                 elif await self.engine.pending_changes():
                     await self._sleep(self.settings.debounce_seconds)
                     report = await self.engine.sync(full=False)
+                elif time.monotonic() >= next_templates:
+                    report = await self.engine.check_templates()
+                    next_templates = self._next_template_check()
                 if report is not None:
                     self.last_report = report
                     if self.on_report is not None:
@@ -71,6 +78,12 @@ class SyncWorker:
                 log.exception("sync run failed")
                 backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
             await self._sleep(backoff or tick)
+
+    def _next_template_check(self) -> float:
+        interval = self.settings.template_acl_interval_seconds
+        if not interval or not self.settings.template_isolation.departments:
+            return float("inf")
+        return time.monotonic() + interval
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
