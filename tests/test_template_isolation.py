@@ -94,6 +94,18 @@ EXPECTED_ACLS = {
     "shared-base": {"Everyone": "use"},  # no department owns it: never touched
 }
 SYNCED_GROUPS = {name.lower() for name in MEMBERS}
+ENTRA_OBJECT_IDS = {
+    name: f"0000000{n}-e1a0-4c1d-9b2a-00000000000{n}" for n, name in enumerate(MEMBERS)
+}
+
+
+def by_external_id(department: dict[str, Any]) -> dict[str, Any]:
+    """The department as an Entra customer writes it: groups by object id (externalId)."""
+    named = {
+        k: {"externalId": ENTRA_OBJECT_IDS[v]} for k, v in department.items() if k.endswith("group")
+    }
+    return {**department, **named}
+
 
 BridgeFactory = Callable[..., LiveServer]
 
@@ -115,7 +127,9 @@ def start_bridge(
     hierarchy.write_text(HIERARCHY)
     running: list[Any] = []
 
-    def start(departments: list[dict[str, Any]] = DEPARTMENTS, **overrides: Any) -> LiveServer:
+    def start(
+        departments: list[dict[str, Any]] = DEPARTMENTS, style: str = "okta", **overrides: Any
+    ) -> LiveServer:
         isolation = {"departments": departments, **overrides.pop("template_isolation", {})}
         settings = Settings(
             database_url=database_url,
@@ -127,7 +141,7 @@ def start_bridge(
         context = run_server(settings, token)
         server = replace(context.__enter__(), admin_token=admin)
         running.append(context)
-        provision(server)
+        provision(server, style)
         eventually(
             lambda: assert_equal(set(coder.state.groups_named()) - {"Everyone"}, SYNCED_GROUPS)
         )
@@ -138,7 +152,9 @@ def start_bridge(
         context.__exit__(None, None, None)
 
 
-def provision(server: LiveServer) -> None:
+def provision(server: LiveServer, style: str = "okta") -> None:
+    """Okta style: each group posted with its members. Entra style: each group posted empty
+    with its object id as externalId, then its members added by a PATCH (`"op": "Add"`)."""
     ids: dict[str, str] = {}
     with scim_client(server) as scim:
         for name in ("alice", "bob", "carol", "dave"):
@@ -149,12 +165,19 @@ def provision(server: LiveServer) -> None:
             }
             ids[name] = scim.post("/Users", json=body).json()["id"]
         for group, members in MEMBERS.items():
-            body = {
-                "schemas": [GROUP],
-                "displayName": group,
-                "members": [{"value": ids[m]} for m in members],
-            }
-            assert scim.post("/Groups", json=body).status_code == 201
+            values = [{"value": ids[m]} for m in members]
+            body: dict[str, Any] = {"schemas": [GROUP], "displayName": group}
+            if style == "okta":
+                body["members"] = values
+            else:
+                body["externalId"] = ENTRA_OBJECT_IDS[group]
+            created = scim.post("/Groups", json=body)
+            assert created.status_code == 201
+            if style == "entra" and values:
+                operation = {"op": "Add", "path": "members", "value": values}
+                patch = {"schemas": [PATCH], "Operations": [operation]}
+                response = scim.patch(f"/Groups/{created.json()['id']}", json=patch)
+                assert response.status_code in (200, 204)
 
 
 def acl_of(state: CoderState, template_name: str) -> dict[str, str]:
@@ -192,10 +215,12 @@ def last_run(bridge: LiveServer, kind: str) -> dict[str, Any]:
 # -- the customer's structure ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("style", ["okta", "entra"])
 def test_each_department_admin_group_is_admin_on_its_own_templates_only(
-    start_bridge: BridgeFactory, coder: LiveCoder
+    start_bridge: BridgeFactory, coder: LiveCoder, style: str
 ) -> None:
-    start_bridge()
+    departments = DEPARTMENTS if style == "okta" else [by_external_id(d) for d in DEPARTMENTS]
+    start_bridge(departments, style)
     eventually(lambda: assert_equal(acls(coder.state), EXPECTED_ACLS))
 
 
