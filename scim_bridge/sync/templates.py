@@ -12,6 +12,7 @@ tree above a department moved), because nothing a SCIM write does can change the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Protocol
 
@@ -23,13 +24,14 @@ from ..coder.acl import (
     plan_template_acl,
     resolve_departments,
 )
-from ..coder.client import CoderClient, CoderError
+from ..coder.client import CoderClient, CoderError, TemplateAcl
 from ..config import TemplateIsolationSettings
 from ..hierarchy.engine import Inheritance
 from ..store.db import Database
 from .links import read_links
 
 log = logging.getLogger("scim_bridge.sync")
+ACL_READS_AT_ONCE = 4
 
 TOKEN_HINT = (
     "the bridge's Coder token needs the template-admin role (or organization-template-admin "
@@ -82,13 +84,19 @@ class TemplateIsolation:
             unowned=sorted(t.name for t in templates if t.id not in owner),
             fingerprint=_fingerprint(departments, managed),
         )
-        for template in sorted(templates, key=lambda t: t.name):
-            department = owner.get(template.id)
-            if department is not None:
-                acl = await self.client.template_acl(template.id)
-                plan.templates.append(
-                    plan_template_acl(template, department, acl, managed, organization_id)
-                )
+        owned = sorted((t for t in templates if t.id in owner), key=lambda t: t.name)
+        # A few reads at a time: each ACL is its own path, and Coder limits per path (§1.4).
+        gate = asyncio.Semaphore(ACL_READS_AT_ONCE)
+
+        async def read(template_id: str) -> TemplateAcl:
+            async with gate:
+                return await self.client.template_acl(template_id)
+
+        found = await asyncio.gather(*(read(t.id) for t in owned))
+        plan.templates = [
+            plan_template_acl(template, owner[template.id], acl, managed, organization_id)
+            for template, acl in zip(owned, found, strict=True)
+        ]
         return plan
 
     async def reconcile(self, organization_id: str, report: TemplateReport, *, full: bool) -> None:
@@ -111,7 +119,8 @@ class TemplateIsolation:
             return
         report.templates_checked += len(plan.templates)
         report.warnings += plan.warnings
-        report.template_drift += plan.drift()
+        drift = plan.drift()
+        report.template_drift += drift
         failed = False
         for change in plan.changes:
             report.writes += 1
@@ -132,7 +141,7 @@ class TemplateIsolation:
             for line in change.corrections():
                 log.warning("template ACL corrected: %s", line)
                 report.template_corrections.append(line)
-        for line in plan.drift():
+        for line in drift:
             log.info("template ACL entry kept: %s", line)
         # A failed write makes the next sync of any kind check again.
         self._checked = None if failed else plan.fingerprint
