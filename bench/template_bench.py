@@ -80,7 +80,7 @@ from scim_bridge.store.flatten import fold
 from scim_bridge.store.tables import CODER_LINKS, EFFECTIVE, GROUPS, MEMBERS, USERS
 from scim_bridge.sync.engine import SyncEngine, _email, build_engine
 from scim_bridge.sync.links import read_links
-from scim_bridge.sync.templates import _fingerprint
+from scim_bridge.sync.templates import ACL_READS_AT_ONCE, _fingerprint
 
 from .hierarchy_bench import (
     BACKENDS,
@@ -1048,7 +1048,8 @@ def report(runs: list[dict[str, Any]]) -> str:
         f"({double['coder_memberships']:,} memberships) and {double['templates']} templates, "
         "each created as Coder does (Everyone: `use`). Bridge: `build_engine`, "
         "`rate_limit_per_minute: 0`; the preload was checked with a full resync of the engine "
-        "without isolation (0 writes). Templates are checked sequentially, one ACL GET each.",
+        "without isolation (0 writes). One ACL GET per owned template, "
+        f"{ACL_READS_AT_ONCE} at a time (`ACL_READS_AT_ONCE`).",
         "",
     ]
     for run in runs:

@@ -16,10 +16,9 @@ and this module decides. The rules (docs/template-isolation.md):
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from ..config import DepartmentSettings, TemplateIsolationSettings
@@ -53,16 +52,11 @@ class Department:
     grants: dict[str, Grant] = field(default_factory=dict)  # Coder group id -> grant
     waiting: list[Grant] = field(default_factory=list)  # groups not in Coder yet
 
-    # Compiled once: every check matches every template against every department.
-    _compiled: list[re.Pattern[str]] = field(init=False, repr=False, default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._compiled = [re.compile(fnmatch.translate(p), re.IGNORECASE) for p in self.patterns]
-
     def matching(self, template_name: str) -> list[str]:
-        """Its patterns that match the template (case-insensitively, like Coder's names)."""
-        pairs = zip(self.patterns, self._compiled, strict=True)
-        return [pattern for pattern, compiled in pairs if compiled.match(template_name)]
+        """Its patterns that match the template (case-insensitively, like Coder's names).
+        fnmatch caches each compiled pattern, so a check compiles none twice."""
+        name = template_name.lower()
+        return [p for p in self.patterns if fnmatchcase(name, p.lower())]
 
     def fingerprint(self) -> tuple[Any, ...]:
         """What the ACLs of its templates depend on (for skipping an unchanged check)."""
