@@ -196,3 +196,38 @@ def test_api_mode_refuses_an_organization_with_group_sync(
     report = full_sync(bridge)
     assert any("IdP group sync enabled" in failure for failure in report["failures"])
     assert coder_groups(coder) == {}
+
+
+ORG_GROUPS = "/api/v2/organizations/{organization}/groups"
+
+
+def _add_member(server: LiveServer, group_id: str, user_id: str) -> None:
+    operation = {"op": "add", "path": "members", "value": [{"value": user_id}]}
+    with scim_client(server) as scim:
+        body = {"schemas": [PATCH], "Operations": [operation]}
+        assert scim.patch(f"/Groups/{group_id}", json=body).status_code == 200
+
+
+def test_member_add_reads_only_the_groups_it_touches(bridge: LiveServer, coder: LiveCoder) -> None:
+    ids = provision(bridge)
+    eventually(lambda: assert_equal(coder_groups(coder), EXPECTED))
+    eventually(lambda: assert_equal(pending_changes(bridge), 0))
+    every_group_reads = coder.state.calls.count("GET", ORG_GROUPS)
+    scoped_reads = coder.state.calls.count("GET", "/api/v2/groups")
+    _add_member(bridge, ids["Java"], ids["carol"])
+    expected = {"java": {"alice", "carol"}, "engineering": {"alice", "bob", "carol"}}
+    eventually(lambda: assert_equal(coder_groups(coder), expected))
+    assert coder.state.calls.count("GET", ORG_GROUPS) == every_group_reads
+    assert coder.state.calls.count("GET", "/api/v2/groups") == scoped_reads + 1
+
+
+def test_group_deleted_by_hand_in_coder_is_made_again_by_the_next_change(
+    bridge: LiveServer, coder: LiveCoder
+) -> None:
+    ids = provision(bridge)
+    eventually(lambda: assert_equal(coder_groups(coder), EXPECTED))
+    eventually(lambda: assert_equal(pending_changes(bridge), 0))
+    coder.state.delete_group(coder.state.groups_named()["java"])
+    _add_member(bridge, ids["Java"], ids["carol"])
+    expected = {"java": {"alice", "carol"}, "engineering": {"alice", "bob", "carol"}}
+    eventually(lambda: assert_equal(coder_groups(coder), expected))

@@ -238,6 +238,44 @@ def compute_plan(
     return plan
 
 
+def linked_ids(
+    desired: dict[str, DesiredGroup], gone: Iterable[str], links: dict[str, Link]
+) -> list[str] | None:
+    """The Coder groups a plan of these SCIM groups reads, or None when one of them has no
+    Coder group yet: creating (or adopting) it needs every name taken in the organization."""
+    ids: set[str] = set()
+    for scim_id in desired:
+        link = links.get(scim_id)
+        if link is None or link.coder_group_id is None:
+            return None
+        ids.add(link.coder_group_id)
+    for scim_id in gone:
+        link = links.get(scim_id)
+        if link is not None and link.coder_group_id is not None:
+            ids.add(link.coder_group_id)
+    return sorted(ids)
+
+
+def needs_every_name(
+    desired: dict[str, DesiredGroup],
+    links: dict[str, Link],
+    found: list[CoderGroup],
+    settings: PlanSettings,
+) -> bool:
+    """Whether the groups read by id are too few to plan with: one was deleted in Coder (it is
+    created again) or is renamed; both pick a free name among every group of the organization."""
+    by_id = {group.id: group for group in found}
+    for scim_id, group in desired.items():
+        link = links[scim_id]
+        target = by_id.get(str(link.coder_group_id))
+        if target is None:
+            return True
+        wanted = slug(group.display_name, settings.group_prefix)
+        if link.owned and target.name != wanted and not _same_base(target.name, wanted):
+            return True
+    return False
+
+
 def _resolve_users(
     plan: Plan,
     users: dict[str, ScimUserInfo],

@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..coder.apply import apply_plan
-from ..coder.client import CoderClient, CoderError
+from ..coder.client import CoderClient, CoderError, CoderGroup
 from ..coder.mapping import MappingPlan, desired_mapping, mapping_diff
 from ..coder.plan import (
     DesiredGroup,
@@ -34,6 +34,8 @@ from ..coder.plan import (
     ScimUserInfo,
     UserIndex,
     compute_plan,
+    linked_ids,
+    needs_every_name,
 )
 from ..config import CoderSettings
 from ..hierarchy.engine import Inheritance
@@ -194,7 +196,7 @@ class SyncEngine:
         scope = await self._scope(full=full)
         organization = await self.client.organization(self.settings.organization)
         await self._refuse_group_sync(organization.id)
-        coder_groups = await self.client.groups(organization.id)
+        coder_groups = await self._coder_groups(organization.id, scope, full=full)
         # Mapping mode leaves members and users to Coder's login-time group sync.
         manages_members = self.plan_settings.manage_members
         index = await self._user_index(scope, full=full) if manages_members else UserIndex()
@@ -210,6 +212,20 @@ class SyncEngine:
         )
         names = {u.id: u.user_name for u in scope.users.values()}
         return plan, scope, names, organization.id
+
+    async def _coder_groups(
+        self, organization_id: str, scope: Scope, *, full: bool
+    ) -> list[CoderGroup]:
+        """A full resync reads every group of the organization (all their members: 1.2 GB at
+        100k users). An incremental sync reads only the groups in its scope, unless one must
+        be created or renamed, which needs every name taken."""
+        ids = None if full else linked_ids(scope.desired, scope.gone, scope.links)
+        if ids is None:
+            return await self.client.groups(organization_id)
+        found = await self.client.groups_by_id(organization_id, ids) if ids else []
+        if needs_every_name(scope.desired, scope.links, found, self.plan_settings):
+            return await self.client.groups(organization_id)
+        return found
 
     def failsafe(self, plan: Plan) -> list[str]:
         """Why the plan must wait for approval: it removes too many members at once."""
