@@ -190,6 +190,12 @@ class CoderSettings(BaseModel):
     suspend_deactivated_users: bool = False
     adopt_groups: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=512, ge=0)
+    http_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how long one Coder call may wait for an answer; a full resync reads "
+        "every group with its members in one call, which takes minutes at 100k users",
+    )
     debounce_seconds: float = Field(default=1.0, ge=0)
     resync_interval_seconds: int = Field(default=3600, ge=0)
     lease_seconds: int = Field(default=60, ge=5)

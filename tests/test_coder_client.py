@@ -3,6 +3,8 @@ retries, rate limits and Coder's error envelope, deterministically."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from httpx import ASGITransport
 
@@ -11,6 +13,9 @@ from scim_bridge.coderdouble.app import create_coder_double
 from scim_bridge.coderdouble.clock import ManualClock
 from scim_bridge.coderdouble.config import DoubleConfig
 from scim_bridge.coderdouble.state import CoderState
+from scim_bridge.config import CoderSettings
+from scim_bridge.store.db import Database
+from scim_bridge.sync.engine import build_engine
 
 
 def client_for(
@@ -91,3 +96,12 @@ async def test_pacer_spaces_requests_to_one_endpoint() -> None:
         await pacer.wait("/groups/1")
     await pacer.wait("/groups/2")  # another endpoint has its own budget
     assert waited == [40.0, 40.0]  # 60 s / (2 - ½) between requests to one endpoint
+
+
+def test_configured_http_timeout_bounds_each_answer_and_connecting_stays_short(
+    tmp_path: Path,
+) -> None:
+    settings = CoderSettings(url="http://127.0.0.1:9", token="t", http_timeout_seconds=600)
+    engine = build_engine(Database(f"sqlite:///{tmp_path / 'bridge.db'}"), settings)
+    timeout = engine.client.http.timeout
+    assert (timeout.read, timeout.connect) == (600, 10)

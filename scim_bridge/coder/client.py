@@ -189,7 +189,7 @@ class CoderClient:
             base_url=base_url.rstrip("/") + "/api/v2",
             headers={"Coder-Session-Token": token, "Accept": "application/json"},
             transport=transport,
-            timeout=timeout_seconds,
+            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
         )
         self.pacer = RatePacer(rate_limit_per_minute, clock, sleep)
         self.max_attempts = max_attempts

@@ -567,6 +567,9 @@ def build_engine(database: Database, settings: CoderSettings) -> SyncEngine:
             "no Coder is configured: set coder.url and SCIM_BRIDGE_CODER__TOKEN (docs/coder.md)"
         )
     client = CoderClient(
-        settings.url, settings.token, rate_limit_per_minute=settings.rate_limit_per_minute
+        settings.url,
+        settings.token,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        timeout_seconds=settings.http_timeout_seconds,
     )
     return SyncEngine(database, settings, client)
