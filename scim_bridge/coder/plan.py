@@ -182,6 +182,7 @@ def compute_plan(
         resolved = _resolve_users(plan, users, index, organization_id, settings)
     else:
         resolved = {}
+    created = {user.id for user in plan.user_creates}  # once: looked up for every member
 
     for scim_id in sorted(desired, key=lambda s: (desired[s].display_name.lower(), s)):
         group = desired[scim_id]
@@ -199,9 +200,7 @@ def compute_plan(
             taken.add(name)
             change = GroupChange(scim_id, None, name, wanted_display, create=True)
             if settings.manage_members:
-                change.add = sorted(
-                    u for u in group.members if u in resolved or u in _created(plan)
-                )
+                change.add = sorted(u for u in group.members if u in resolved or u in created)
             plan.groups.append(change)
             continue
         change = GroupChange(scim_id, target.id, target.name, wanted_display)
@@ -220,7 +219,7 @@ def compute_plan(
         desired_coder = {resolved[u].id: u for u in group.members if u in resolved}
         actual = target.member_ids
         change.add = sorted(desired_coder[c] for c in desired_coder.keys() - actual)
-        change.add += sorted(u for u in group.members if u in _created(plan))
+        change.add += sorted(u for u in group.members if u in created)
         removed = actual - desired_coder.keys()
         change.remove = sorted(removed)
         names = {m.id: m.username for m in target.members}
@@ -306,10 +305,6 @@ def _resolve_users(
         resolved[user.id] = coder_user
         plan.coder_ids[user.id] = coder_user.id
     return resolved
-
-
-def _created(plan: Plan) -> set[str]:
-    return {u.id for u in plan.user_creates}
 
 
 def _linked_group(
