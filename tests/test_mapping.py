@@ -53,7 +53,7 @@ from tests.coder_fixtures import (
     run_coder_double,
 )
 from tests.server import LiveServer, create_token, run_server
-from tests.test_sync_api_mode import GROUP, USER, coder_groups, scim_client
+from tests.test_sync_api_mode import GROUP, PATCH, USER, coder_groups, scim_client
 
 # -- the pure mapping ---------------------------------------------------------------------
 
@@ -172,6 +172,18 @@ def test_diff_never_touches_keys_the_bridge_does_not_manage() -> None:
     diff = mapping_diff({"Java": ["j"], "Python": ["p"]}, current)
     touched = {given for given, _ in diff.add + diff.remove}
     assert touched == {"Python"}
+
+
+def test_diff_empties_a_stale_key_the_bridge_wrote_before() -> None:
+    current = {"Java": ["e", "j"], "Java Guild": [], "contractors": ["x"]}
+    diff = mapping_diff({"Java Guild": ["e", "j"]}, current, stale=["Java"])
+    assert diff.remove == [("Java", "e"), ("Java", "j")]
+    assert {given for given, _ in diff.add} == {"Java Guild"}
+
+
+def test_diff_ignores_a_stale_key_that_is_wanted_again_or_already_empty() -> None:
+    current = {"Java": ["j"], "Old": []}
+    assert mapping_diff({"Java": ["j"]}, current, stale=["Java", "Old", "Gone"]).empty
 
 
 def test_diff_of_a_matching_mapping_is_empty() -> None:
@@ -434,6 +446,46 @@ def test_keys_the_bridge_does_not_manage_survive(
         eventually(lambda: assert_equal(mapping_names(double).keys(), {*DIRECT, *hand_made}))
     stored = double.state.group_sync[org.id].mapping or {}
     assert {key: stored[key] for key in hand_made} == hand_made
+
+
+def _patch_group(server: LiveServer, name: str, operation: dict[str, Any] | None) -> None:
+    """Rename (``operation``) or delete (None) the SCIM group ``name``."""
+    with scim_client(server) as scim:
+        found = scim.get("/Groups", params={"filter": f'displayName eq "{name}"'}).json()
+        group_id = found["Resources"][0]["id"]
+        if operation is None:
+            assert scim.delete(f"/Groups/{group_id}").status_code == 204
+            return
+        body = {"schemas": [PATCH], "Operations": [operation]}
+        assert scim.patch(f"/Groups/{group_id}", json=body).status_code == 200
+
+
+def test_key_of_a_renamed_group_is_emptied(bridge: LiveServer, double: LiveCoder) -> None:
+    provision(bridge)
+    eventually(lambda: assert_equal(mapping_names(double), EXPECTED_MAPPING))
+    rename = {"op": "replace", "path": "displayName", "value": "Java Guild"}
+    _patch_group(bridge, "Java", rename)
+
+    def renamed() -> None:
+        mapping = mapping_names(double)
+        assert mapping["Java"] == set()  # the old name grants nothing any more
+        assert "java-guild" in mapping["Java Guild"]
+
+    eventually(renamed)
+
+
+def test_key_of_a_deleted_group_no_longer_grants_its_ancestors(
+    bridge: LiveServer, double: LiveCoder
+) -> None:
+    provision(bridge)
+    eventually(lambda: assert_equal(mapping_names(double), EXPECTED_MAPPING))
+    _patch_group(bridge, "Python", None)
+    expected = {**EXPECTED_MAPPING, "Python": set()}
+    expected["Engineering"] = {"engineering", "organization", "java"}
+    eventually(lambda: assert_equal(mapping_names(double), expected))
+    double.state.login("carol", {"groups": ["Python"]})  # the IdP still sends it
+    engineering = double.state.groups_named()["engineering"]
+    assert "carol" not in double.state.member_usernames(engineering)
 
 
 def test_empty_group_sync_field_is_warned_about_and_the_mapping_still_written(

@@ -11,12 +11,13 @@ in: the group itself, every ancestor, and every descendant of each cascading gro
 the token into exactly those memberships, so a user lands in the groups API mode would give.
 
 The bridge owns the keys of its SCIM groups — the whole list of each — and never touches any
-other key of the mapping.
+other key of the mapping. It records every key it writes, so that the key of a SCIM group
+renamed or deleted since is emptied instead of granting its old groups at the next login.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,6 +85,7 @@ class MappingPlan:
     diff: MappingDiff
     warnings: list[str] = field(default_factory=list)
     coder_names: dict[str, str] = field(default_factory=dict)  # Coder group id -> name
+    stale: list[str] = field(default_factory=list)  # keys written before, no longer wanted
 
     def describe(self) -> list[str]:
         return self.diff.describe(self.coder_names)
@@ -133,11 +135,13 @@ def desired_mapping(
 def mapping_diff(
     desired: Mapping[str, Sequence[str]],
     current: Mapping[str, Sequence[str] | None] | None,
+    stale: Iterable[str] = (),
 ) -> MappingDiff:
-    """The pairs that make each key of ``desired`` hold exactly its list in ``current``.
+    """The pairs that make each key of ``desired`` hold exactly its list in ``current``, and
+    empty each ``stale`` key (one the bridge wrote for a SCIM group since renamed or deleted).
 
-    Only the keys of ``desired`` are looked at: every other key of Coder's mapping (written
-    by hand, or by another tool) is left as it is.
+    Only those keys are looked at: every other key of Coder's mapping (written by hand, or by
+    another tool) is left as it is.
     """
     current = current or {}
     add: list[tuple[str, str]] = []
@@ -147,6 +151,8 @@ def mapping_diff(
         present = set(current.get(given) or [])
         add += [(given, gets) for gets in sorted(wanted - present)]
         remove += [(given, gets) for gets in sorted(present - wanted)]
+    for given in sorted(set(stale) - set(desired)):
+        remove += [(given, gets) for gets in sorted(set(current.get(given) or []))]
     return MappingDiff(add, remove)
 
 

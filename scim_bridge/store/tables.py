@@ -178,6 +178,15 @@ class SyncLease(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
+class MappingKey(SQLModel, table=True):
+    """A key of Coder's group-sync mapping the bridge has written (mapping mode), so that the
+    key of a renamed or deleted SCIM group is emptied, not left granting its old groups."""
+
+    __tablename__ = "coder_mapping_key"
+
+    given: str = Field(primary_key=True, max_length=1024)
+
+
 class SyncStatus(SQLModel, table=True):
     """The last sync run, for the admin API (a JSON report)."""
 
@@ -202,5 +211,6 @@ EFFECTIVE = table_of(EffectiveMember)
 HIERARCHY_STATE = table_of(HierarchyState)
 SYNC_CHANGES = table_of(SyncChange)
 CODER_LINKS = table_of(CoderGroupLink)
+MAPPING_KEYS = table_of(MappingKey)
 SYNC_LEASES = table_of(SyncLease)
 SYNC_STATUS = table_of(SyncStatus)

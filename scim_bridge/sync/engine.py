@@ -16,6 +16,7 @@ import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +45,7 @@ from ..store.tables import (
     CODER_LINKS,
     EFFECTIVE,
     GROUPS,
+    MAPPING_KEYS,
     SYNC_CHANGES,
     SYNC_LEASES,
     SYNC_STATUS,
@@ -459,7 +461,9 @@ class SyncEngine:
         async with self.database.transaction(write=False) as connection:
             tree = await self.inheritance.tree(connection)
             links = await read_links(connection)
+            written = set((await connection.execute(select(MAPPING_KEYS.c.given))).scalars())
         desired = desired_mapping(tree, links, self.settings.mapping_claim)
+        stale = sorted(written - desired.keys)
         current = await self.client.group_sync_settings(organization_id)
         warnings = desired.warnings(self.settings.mapping_claim)
         if not current.field:
@@ -475,7 +479,8 @@ class SyncEngine:
             for link in links.values()
             if link.coder_group_id is not None
         }
-        return MappingPlan(desired, mapping_diff(desired.mapping, current.mapping), warnings, names)
+        diff = mapping_diff(desired.mapping, current.mapping, stale)
+        return MappingPlan(desired, diff, warnings, names, stale)
 
     async def _sync_mapping(self, organization_id: str, report: SyncReport) -> bool:
         """Write the mapping diff; False (and a failure in the report) if Coder refused."""
@@ -484,18 +489,35 @@ class SyncEngine:
         for warning in mapping.warnings:
             log.warning("%s", warning)
         report.changes += mapping.describe()
-        if mapping.diff.empty:
-            return True
-        report.writes += 1
-        try:
-            await self.client.patch_group_sync_mapping(
-                organization_id, mapping.diff.add, mapping.diff.remove
-            )
-        except CoderError as error:
-            log.error("%s", error)
-            report.failures.append(str(error))
-            return False
+        if not mapping.diff.empty:
+            # Recorded before Coder has them: a crash in between leaves a key we can empty
+            # later, never one we forgot we wrote.
+            await self._record_mapping_keys(add=mapping.desired.keys)
+            report.writes += 1
+            try:
+                await self.client.patch_group_sync_mapping(
+                    organization_id, mapping.diff.add, mapping.diff.remove
+                )
+            except CoderError as error:
+                log.error("%s", error)
+                report.failures.append(str(error))
+                return False
+        await self._record_mapping_keys(add=mapping.desired.keys, remove=set(mapping.stale))
         return True
+
+    async def _record_mapping_keys(
+        self, *, add: AbstractSet[str], remove: AbstractSet[str] = frozenset()
+    ) -> None:
+        async with self.database.transaction(write=True) as connection:
+            written = set((await connection.execute(select(MAPPING_KEYS.c.given))).scalars())
+            if remove & written:
+                await connection.execute(
+                    delete(MAPPING_KEYS).where(MAPPING_KEYS.c.given.in_(sorted(remove & written)))
+                )
+            if add - written:
+                await connection.execute(
+                    MAPPING_KEYS.insert(), [{"given": given} for given in sorted(add - written)]
+                )
 
     # -- writing the bridge's side ----------------------------------------------------------------
 
