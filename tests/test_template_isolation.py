@@ -224,6 +224,12 @@ def test_each_department_admin_group_is_admin_on_its_own_templates_only(
     eventually(lambda: assert_equal(acls(coder.state), EXPECTED_ACLS))
 
 
+def test_isolation_holds_in_mapping_mode_too(start_bridge: BridgeFactory, coder: LiveCoder) -> None:
+    """Mapping mode creates the Coder groups and leaves members to logins; ACLs are the same."""
+    start_bridge(mode="mapping")
+    eventually(lambda: assert_equal(acls(coder.state), EXPECTED_ACLS))
+
+
 def test_everyone_is_removed_only_where_isolation_is_asked_for(
     start_bridge: BridgeFactory, coder: LiveCoder
 ) -> None:
@@ -380,6 +386,33 @@ def test_incremental_sync_reads_no_acl_when_nothing_they_depend_on_changed(
 
     eventually(synced)
     assert coder.state.calls.count("GET", "/api/v2/templates/{template}/acl") == acl_reads
+
+
+def test_template_deleted_during_a_check_is_skipped_not_an_error(
+    start_bridge: BridgeFactory, coder: LiveCoder
+) -> None:
+    bridge = start_bridge()
+    eventually(lambda: assert_equal(acls(coder.state), EXPECTED_ACLS))
+    acl_reads = coder.state.calls.count("GET", "/api/v2/templates/{template}/acl")
+    coder.state.faults.configure(latency=0.5)  # every answer waits: time to delete one
+    with admin_client(bridge) as admin:
+        assert admin.post("/sync").status_code == 202
+
+    def reading() -> None:
+        assert coder.state.calls.count("GET", "/api/v2/templates/{template}/acl") > acl_reads
+
+    eventually(reading)
+    python = next(t for t in coder.state.templates.values() if t.name == "python-django")
+    coder.state.delete_template(python)
+    coder.state.faults.clear()
+
+    def finished() -> dict[str, Any]:
+        run = last_run(bridge, "full")
+        assert run.get("templates_checked") == 3
+        return run
+
+    report = eventually(finished)
+    assert report["template_errors"] == []
 
 
 # -- inspecting -----------------------------------------------------------------------------------

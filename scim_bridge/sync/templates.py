@@ -88,16 +88,27 @@ class TemplateIsolation:
         # A few reads at a time: each ACL is its own path, and Coder limits per path (§1.4).
         gate = asyncio.Semaphore(ACL_READS_AT_ONCE)
 
-        async def read(template_id: str) -> TemplateAcl:
+        async def read(template_id: str) -> TemplateAcl | None:
             async with gate:
-                return await self.client.template_acl(template_id)
+                try:
+                    return await self.client.template_acl(template_id)
+                except CoderError as error:
+                    if error.status == 404 and await self._deleted(organization_id, template_id):
+                        return None  # deleted since the list was read: nothing to keep
+                    raise
 
         found = await asyncio.gather(*(read(t.id) for t in owned))
         plan.templates = [
             plan_template_acl(template, owner[template.id], acl, managed, organization_id)
             for template, acl in zip(owned, found, strict=True)
+            if acl is not None
         ]
         return plan
+
+    async def _deleted(self, organization_id: str, template_id: str) -> bool:
+        """Whether the template is gone (a 404 can also mean the token may not read ACLs)."""
+        templates = await self.client.templates(organization_id)
+        return all(t.id != template_id or t.deleted for t in templates)
 
     async def reconcile(self, organization_id: str, report: TemplateReport, *, full: bool) -> None:
         """Check (and correct) the ACLs; problems go to ``report.template_errors``."""
