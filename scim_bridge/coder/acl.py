@@ -183,6 +183,7 @@ class AclEntry:
     role: str  # now ("" if absent)
     wanted: str | None  # what it becomes ("" removes); None: left as it is
     why: str
+    unmanaged: bool = False  # a group or user the bridge does not manage
 
     @property
     def changes(self) -> bool:
@@ -244,7 +245,7 @@ class TemplateAclChange:
             f"template {self.template} (department {self.department}): {e.kind} {e.name} has "
             f"{e.role} ({e.why})"
             for e in self.entries
-            if e.wanted is None and e.why.startswith("not managed")
+            if e.unmanaged and e.wanted is None
         ]
 
     def as_json(self) -> dict[str, Any]:
@@ -315,10 +316,9 @@ def plan_template_acl(
 
 def _unmanaged(kind: str, entry_id: str, name: str, role: str, department: Department) -> AclEntry:
     if department.strict:
-        return AclEntry(kind, entry_id, name, role, "", "not managed by the bridge; strict")
-    return AclEntry(
-        kind, entry_id, name, role, None, "not managed by the bridge; kept, strict is off"
-    )
+        return AclEntry(kind, entry_id, name, role, "", "not managed by the bridge; strict", True)
+    why = "not managed by the bridge; kept, strict is off"
+    return AclEntry(kind, entry_id, name, role, None, why, True)
 
 
 @dataclass

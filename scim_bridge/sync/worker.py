@@ -62,12 +62,12 @@ class SyncWorker:
                         interval = self.settings.resync_interval_seconds or float("inf")
                         next_full = time.monotonic() + interval
                         next_templates = self._next_template_check()
+                elif time.monotonic() >= next_templates:  # before the journal: a busy IdP
+                    report = await self.engine.check_templates()  # must not starve it
+                    next_templates = self._next_template_check()
                 elif await self.engine.pending_changes():
                     await self._sleep(self.settings.debounce_seconds)
                     report = await self.engine.sync(full=False)
-                elif time.monotonic() >= next_templates:
-                    report = await self.engine.check_templates()
-                    next_templates = self._next_template_check()
                 if report is not None:
                     self.last_report = report
                     if self.on_report is not None:
