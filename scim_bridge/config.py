@@ -290,6 +290,19 @@ class Settings(BaseModel):
                 "only SQLite (sqlite:///file.db) and PostgreSQL "
                 "(postgresql://user@host:5432/db) are supported"
             )
+        if value.startswith("sqlite") and (
+            value.rstrip("/").endswith(":memory:")
+            or value
+            in (
+                "sqlite://",
+                "sqlite:///",
+            )
+        ):
+            raise ValueError(
+                "an in-memory SQLite database would be empty on every connection and lost at "
+                "every restart (changes acknowledged to the IdP would never reach Coder): name "
+                "a file, e.g. sqlite:///scim-bridge.db"
+            )
         return value
 
     @field_validator("log_level")

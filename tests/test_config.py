@@ -206,6 +206,13 @@ def test_unsupported_database_url_is_named_with_the_supported_ones(
     assert "postgresql://user@host:5432/db" in message
 
 
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://", "sqlite+aiosqlite:///:memory:"])
+def test_in_memory_sqlite_is_refused_with_the_reason(url: str) -> None:
+    message = error_of(None, {"SCIM_BRIDGE_DATABASE_URL": url})
+    assert "in-memory SQLite database would be empty on every connection" in message
+    assert "sqlite:///scim-bridge.db" in message
+
+
 def test_database_url_password_is_not_shown_in_errors() -> None:
     message = error_of(None, {"SCIM_BRIDGE_DATABASE_URL": "mysql://root:hunter2@127.0.0.1/db"})
     assert "hunter2" not in message
