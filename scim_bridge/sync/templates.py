@@ -97,11 +97,14 @@ class TemplateIsolation:
                         return None  # deleted since the list was read: nothing to keep
                     raise
 
-        found = await asyncio.gather(*(read(t.id) for t in owned))
+        found = await asyncio.gather(*(read(t.id) for t in owned), return_exceptions=True)
+        for outcome in found:  # every read has ended: none is left running on an error
+            if isinstance(outcome, BaseException):
+                raise outcome
         plan.templates = [
             plan_template_acl(template, owner[template.id], acl, managed, organization_id)
             for template, acl in zip(owned, found, strict=True)
-            if acl is not None
+            if isinstance(acl, TemplateAcl)
         ]
         return plan
 
