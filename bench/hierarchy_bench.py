@@ -57,6 +57,7 @@ import sqlalchemy
 from scim2_models import GroupMember
 from sqlalchemy import create_engine, func, insert, select, text
 
+from bench import markdown
 from scim_bridge.config import HierarchySettings, Settings
 from scim_bridge.hierarchy.engine import Inheritance
 from scim_bridge.hierarchy.service import HierarchyService
@@ -890,23 +891,17 @@ def report(
 def write_section(path: Path, generated: str) -> None:
     """Put ``generated`` under the "Inheritance engine" heading of ``path``, touching nothing
     else: between its markers if they exist, else in a new section at the end."""
-    existing = path.read_text() if path.exists() else ""
-    if BEGIN in existing and END in existing:
-        head, _, rest = existing.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        updated = head + generated + tail
-    elif SECTION in existing:
-        head, _, tail = existing.partition(SECTION)
-        updated = head + SECTION + "\n\n" + generated + "\n" + tail.lstrip("\n")
-    else:
-        intro = (
+    markdown.write_section(
+        path,
+        generated,
+        section=SECTION,
+        begin=BEGIN,
+        end=END,
+        intro=(
             "Measured with `bench/hierarchy_bench.py`: the effective-membership table kept "
             "by `scim_bridge/hierarchy/engine.py` (see docs/design.md, Semantics).\n\n"
-        )
-        separator = "" if not existing else ("\n" if existing.endswith("\n") else "\n\n")
-        updated = existing + separator + SECTION + "\n\n" + intro + generated + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(updated)
+        ),
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -59,6 +59,7 @@ from scim2_models import GroupMember
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bench import markdown
 from scim_bridge.coder.apply import _username
 from scim_bridge.coder.client import CoderClient
 from scim_bridge.coderdouble import (
@@ -1036,24 +1037,18 @@ def report(saved: dict[str, Any]) -> str:
 def write_section(path: Path, generated: str) -> None:
     """Put ``generated`` under the "Coder sync" heading of ``path``, touching nothing else:
     between its markers if they exist, else in a new section at the end."""
-    existing = path.read_text() if path.exists() else ""
-    if BEGIN in existing and END in existing:
-        head, _, rest = existing.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        updated = head + generated + tail
-    elif SECTION in existing:
-        head, _, tail = existing.partition(SECTION)
-        updated = head + SECTION + "\n\n" + generated + "\n" + tail.lstrip("\n")
-    else:
-        intro = (
+    markdown.write_section(
+        path,
+        generated,
+        section=SECTION,
+        begin=BEGIN,
+        end=END,
+        intro=(
             "Measured with `bench/sync_bench.py`: the Coder calls of `SyncEngine.sync` "
             "(`scim_bridge/sync/engine.py`) against the minimum, and the wall time of a "
             "first full sync, against the Coder double over HTTP.\n\n"
-        )
-        separator = "" if not existing else ("\n" if existing.endswith("\n") else "\n\n")
-        updated = existing + separator + SECTION + "\n\n" + intro + generated + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(updated)
+        ),
+    )
 
 
 # -- command line ---------------------------------------------------------------------------------

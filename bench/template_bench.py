@@ -68,6 +68,7 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import create_engine, func, insert, select, text
 
+from bench import markdown
 from scim_bridge.coder.acl import Department, assign_templates, resolve_departments
 from scim_bridge.coder.client import RatePacer, Template
 from scim_bridge.coder.naming import display_name, slug
@@ -1078,22 +1079,20 @@ def report(runs: list[dict[str, Any]]) -> str:
 
 def write_section(path: Path, generated: str) -> None:
     """Put ``generated`` between its markers in ``path``, or append a new section at the end."""
-    existing = path.read_text() if path.exists() else ""
-    if BEGIN in existing and END in existing:
-        head, _, rest = existing.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        updated = head + generated + tail
-    else:
-        intro = (
+    markdown.write_section(
+        path,
+        generated,
+        section=SECTION,
+        begin=BEGIN,
+        end=END,
+        intro=(
             "Measured with `bench/template_bench.py`: the Coder calls and wall time of the "
             "department template ACL check (`SyncEngine.check_templates()`, "
             "`scim_bridge/sync/templates.py`), and what isolation adds to an incremental "
             "sync, against the Coder double over HTTP. `python -m bench.template_bench "
             "--help` lists the options.\n\n"
-        )
-        separator = "" if not existing else ("\n" if existing.endswith("\n") else "\n\n")
-        updated = existing + separator + SECTION + "\n\n" + intro + generated + "\n"
-    path.write_text(updated)
+        ),
+    )
 
 
 # -- command line ---------------------------------------------------------------------------
