@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from .hierarchy.spec import GroupRef
+from .hierarchy.spec import GroupRef, group_ref
 
 ENV_PREFIX = "SCIM_BRIDGE_"
 CONFIG_FILE_ENV = "SCIM_BRIDGE_CONFIG"
@@ -73,12 +73,7 @@ class HierarchySettings(BaseModel):
         return value
 
 
-def _group_ref(value: Any) -> Any:
-    """A group is named by its displayName (a plain string) or ``{externalId: ...}``."""
-    return {"displayName": value} if isinstance(value, str) else value
-
-
-TreeGroup = Annotated[GroupRef, BeforeValidator(_group_ref)]
+TreeGroup = Annotated[GroupRef, BeforeValidator(group_ref)]
 
 
 class DepartmentGrant(BaseModel):
@@ -144,13 +139,13 @@ class TemplateIsolationSettings(BaseModel):
     @model_validator(mode="after")
     def _one_owner(self) -> TemplateIsolationSettings:
         problems = []
-        names: dict[str, int] = {}
+        names: set[str] = set()
         patterns: dict[str, str] = {}
         for department in self.departments:
             key = department.name.lower()
             if key in names:
                 problems.append(f"two departments are named {department.name!r}")
-            names[key] = 1
+            names.add(key)
             for pattern in department.templates:
                 owner = patterns.setdefault(pattern.lower(), department.name)
                 if owner != department.name:

@@ -55,7 +55,8 @@ class GroupRef(BaseModel):
         return f"externalId {self.external_id}"
 
 
-def _ref(value: Any) -> Any:
+def group_ref(value: Any) -> Any:
+    """A group is named by its displayName (a plain string) or ``{externalId: ...}``."""
     return {"displayName": value} if isinstance(value, str) else value
 
 
@@ -69,7 +70,7 @@ class GroupEntry(BaseModel):
     @field_validator("group", mode="before")
     @classmethod
     def _group(cls, value: Any) -> Any:
-        return _ref(value)
+        return group_ref(value)
 
     @field_validator("children", mode="before")
     @classmethod
@@ -78,7 +79,7 @@ class GroupEntry(BaseModel):
             return []
         if not isinstance(value, list):
             raise ValueError("children must be a list of groups")
-        return [_ref(v) for v in value]
+        return [group_ref(v) for v in value]
 
 
 class HierarchySpec(BaseModel):
